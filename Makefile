@@ -1,0 +1,90 @@
+# mintca — see README.md. `make run` and `make test` set up everything they
+# need (packages, a throwaway PostgreSQL cluster, a SoftHSM token) themselves.
+
+CC      ?= cc
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   := build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+SANFLAGS :=
+endif
+
+PKGS    := openssl libmicrohttpd jansson libpq libp11 gnutls
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -DOPENSSL_API_COMPAT=30000
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -pthread $(SANFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS  += $(PKG_LIBS) -pthread
+LDFLAGS += $(SANFLAGS)
+
+CORE_SRC := $(wildcard ca-core/*.c) $(wildcard db/*.c) $(wildcard protocols/est/*.c) \
+            server/log.c server/secret.c server/cfg.c
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+MINTCAD_SRC := server/mintcad.c server/http.c server/tls_peer.c server/bootstrap.c
+MINTCTL_SRC := server/mintctl.c server/bootstrap.c
+UNIT_SRC := $(wildcard tests/unit/*.c)
+
+all: $(BUILD)/mintcad $(BUILD)/mintctl
+
+$(BUILD)/%.o: %.c $(wildcard include/mintca/*.h) $(wildcard */*_int.h) $(wildcard */*/*_int.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+# Migrations are compiled into the binaries so a node never runs with a schema
+# from another release.
+$(BUILD)/gen/migrations.c: $(sort $(wildcard db/migrations/*.sql)) db/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	sh db/embed-migrations.sh $(sort $(wildcard db/migrations/*.sql)) > $@
+
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libmintca.a: $(CORE_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/mintcad: $(MINTCAD_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libmintca.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mintctl: $(MINTCTL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libmintca.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libmintca.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check)
+
+$(BUILD)/bench_issue: $(BUILD)/tests/bench/bench_issue.o $(BUILD)/libmintca.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Install missing Debian packages (apt-get update first). Idempotent.
+deps:
+	@sh deploy/install-deps.sh
+
+build-only: all
+
+# Start the server on the embedded default: PostgreSQL cluster, SoftHSM token,
+# config and CAs under ./data (created on first run).
+run: deps
+	$(MAKE) all
+	sh deploy/embedded.sh run
+
+unit: $(BUILD)/unit_tests
+	$(BUILD)/unit_tests
+
+integration: $(BUILD)/mintcad $(BUILD)/mintctl
+	MINTCA_BUILD=$(BUILD) sh tests/integration/run.sh
+
+# Every test, in the normal build and then under AddressSanitizer + UBSan.
+test: deps
+	$(MAKE) unit integration
+	$(MAKE) SAN=1 unit integration
+
+bench: deps
+	$(MAKE) $(BUILD)/bench_issue all
+	MINTCA_BUILD=$(BUILD) sh tests/bench/run.sh
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all deps build-only run unit integration test bench clean

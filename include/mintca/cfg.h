@@ -1,0 +1,64 @@
+/* The server configuration: one JSON file, validated as a whole at start
+ * (and by `mintcad --check-config`). Every key is documented in README.md. */
+#ifndef MINTCA_CFG_H
+#define MINTCA_CFG_H
+
+#include <stddef.h>
+#include "mintca/ca.h"
+
+struct cfg_user {
+	char *name;
+	char *password_hash; /* sec_hash_password() format */
+};
+
+struct cfg_anchor {
+	char *name;    /* referenced by profiles' auth.client_cert_anchors */
+	char *ca_file; /* PEM, one or more CA certificates */
+};
+
+enum cfg_signer { CFG_SIGNER_PKCS11, CFG_SIGNER_FILE };
+
+struct cfg {
+	char *path;
+	/* server */
+	char *listen;
+	unsigned port;
+	unsigned threads;
+	unsigned max_connections;
+	unsigned connection_timeout_s;
+	size_t max_body_bytes;
+	char *public_name;  /* DNS name in the server's own TLS certificate */
+	/* tls */
+	char *tls_cert_file, *tls_key_file;
+	/* database */
+	char *db_dsn;
+	/* ca */
+	char *ca_name;
+	char *root_subject, *issuing_subject;
+	unsigned root_validity_days, issuing_validity_days;
+	enum cfg_signer signer;
+	char *p11_module, *p11_token_label, *p11_pin_file;
+	char *p11_root_key_label, *p11_issuing_key_label;
+	char *file_root_key, *file_issuing_key;
+	/* log */
+	char *log_level;
+	/* est */
+	char *est_default_profile;
+	/* credentials and profiles */
+	struct cfg_user *users;
+	size_t n_users;
+	struct cfg_anchor *anchors;
+	size_t n_anchors;
+	struct ca_profile *profiles; /* the lists inside are owned here */
+	size_t n_profiles;
+};
+
+/* Load and validate. On error returns NULL and err->detail names the file,
+ * the line where it can be found, the key path and the reason. Caller frees
+ * with cfg_free(). */
+struct cfg *cfg_load(const char *path, struct ca_err *err);
+void cfg_free(struct cfg *c);
+
+const struct cfg_user *cfg_user_find(const struct cfg *c, const char *name);
+
+#endif

@@ -1,0 +1,66 @@
+/* The PostgreSQL store. One connection per calling thread, opened lazily;
+ * every statement is prepared once per connection. Knows nothing of X.509:
+ * certificates arrive as DER bytes plus the columns to index. */
+#ifndef MINTCA_DB_H
+#define MINTCA_DB_H
+
+#include <stddef.h>
+#include <time.h>
+#include "mintca/err.h"
+
+typedef struct db_store db_store;
+
+/* Connect (to check the DSN) and return the store. Caller frees with
+ * db_store_close(). NULL on error. */
+db_store *db_store_open(const char *dsn, struct ca_err *err);
+/* Closes every connection the store opened. Call once no thread uses it. */
+void db_store_close(db_store *st);
+
+/* Apply the migrations in db/migrations/ not yet applied, under an advisory
+ * lock so several nodes may start together. 0 or -1. */
+int db_migrate(db_store *st, struct ca_err *err) __attribute__((warn_unused_result));
+
+/* A session-level advisory lock on this thread's connection (e.g. for
+ * first-start CA creation by several nodes). 0 or -1. */
+int db_lock(db_store *st, long key, struct ca_err *err) __attribute__((warn_unused_result));
+int db_unlock(db_store *st, long key, struct ca_err *err);
+
+/* Reserve a serial for a CA before signing: a committed row in state
+ * 'reserved'. Returns 0 reserved, 1 the serial already exists, -1 error. */
+int db_reserve_serial(db_store *st, const char *ca, const char *serial_hex,
+		      const char *site, struct ca_err *err)
+	__attribute__((warn_unused_result));
+
+struct db_cert_row {
+	const char *serial_hex;   /* lower-case hex, no leading zeros beyond one byte */
+	const char *ca;           /* issuing CA name */
+	const char *subject;      /* RFC 2253 text */
+	const char *const *sans;  /* "DNS:x", "IP:x", "URI:x", "email:x" */
+	size_t n_sans;
+	time_t not_before, not_after;
+	const char *profile;
+	const char *requester;    /* who asked, e.g. "basic:factory" */
+	const char *protocol;     /* "est", "cli", ... */
+	const unsigned char *der;
+	size_t der_len;
+	const char *renewed_serial; /* serial this one renews, or NULL */
+};
+
+/* Turn a reserved serial into an issued certificate and write the audit row,
+ * in one transaction. 0 or -1 (then nothing was written). */
+int db_commit_cert(db_store *st, const struct db_cert_row *row, struct ca_err *err)
+	__attribute__((warn_unused_result));
+
+/* CA certificates. Returns 0 found (*der malloc'd, caller frees), 1 not
+ * found, -1 error. */
+int db_ca_get(db_store *st, const char *name, unsigned char **der, size_t *len,
+	      struct ca_err *err) __attribute__((warn_unused_result));
+/* Insert a CA certificate. parent may be NULL (root). 0 or -1. */
+int db_ca_put(db_store *st, const char *name, const char *parent,
+	      const char *key_label, const unsigned char *der, size_t len,
+	      struct ca_err *err) __attribute__((warn_unused_result));
+
+/* Count certificates in state 'issued' (for tests and health). -1 on error. */
+long long db_cert_count(db_store *st, struct ca_err *err);
+
+#endif

@@ -1,0 +1,55 @@
+/* Signers: where a CA private key lives. The rest of ca-core only sees a
+ * sig_key and never knows which backend holds it (PKCS#11 token, or the
+ * development-only PEM file). */
+#ifndef MINTCA_SIG_H
+#define MINTCA_SIG_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include "mintca/err.h"
+#include "mintca/secret.h"
+
+typedef struct sig_key sig_key;
+typedef struct sig_p11 sig_p11;
+
+/* The backend table every signer implements. */
+struct sig_ops {
+	const char *name;
+	/* Sign x (a certificate whose TBS is complete) in place. 0 or -1. */
+	int (*sign_x509)(sig_key *k, X509 *x, struct ca_err *err);
+	/* Public key, borrowed: valid until close. */
+	EVP_PKEY *(*pubkey)(sig_key *k);
+	/* Private key handle usable with OpenSSL sign calls (X509_sign,
+	 * X509_CRL_sign, OCSP_basic_sign); borrowed. */
+	EVP_PKEY *(*privkey)(sig_key *k);
+	void (*close)(sig_key *k);
+};
+
+/* Open a PKCS#11 module, find the token by label and log in with pin.
+ * Caller frees with sig_p11_close() after closing every key from it. */
+sig_p11 *sig_p11_open(const char *module, const char *token_label,
+		      const sec_str *pin, struct ca_err *err);
+void sig_p11_close(sig_p11 *p);
+/* The private key labelled key_label on the token (its public key must be
+ * on the token too). Caller frees with sig_close(). NULL on error. */
+sig_key *sig_p11_key(sig_p11 *p, const char *key_label, struct ca_err *err);
+
+/* DEVELOPMENT ONLY: a private key in a PEM file. Logs a warning on every
+ * open. Caller frees with sig_close(). */
+sig_key *sig_file_key(const char *pem_path, struct ca_err *err);
+
+/* A software key held in memory (tests, benchmarks). Takes ownership of pk. */
+sig_key *sig_mem_key(EVP_PKEY *pk);
+
+int sig_sign_x509(sig_key *k, X509 *x, struct ca_err *err)
+	__attribute__((warn_unused_result));
+EVP_PKEY *sig_pubkey(sig_key *k);   /* borrowed */
+EVP_PKEY *sig_privkey(sig_key *k);  /* borrowed */
+const char *sig_backend(sig_key *k); /* "pkcs11", "file" or "memory" */
+void sig_close(sig_key *k);          /* safe on NULL */
+
+/* The digest to sign with for this key: SHA-384 for P-384, none for
+ * Ed25519, SHA-256 otherwise. NULL means "no digest" (Ed25519). */
+const EVP_MD *sig_digest_for(EVP_PKEY *pk);
+
+#endif
