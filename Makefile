@@ -27,6 +27,8 @@ MINTCAD_SRC := server/mintcad.c server/http.c server/tls_peer.c server/bootstrap
 MINTCTL_SRC := server/mintctl.c server/bootstrap.c
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
+.DELETE_ON_ERROR:
+
 all: $(BUILD)/mintcad $(BUILD)/mintctl
 
 $(BUILD)/%.o: %.c $(wildcard include/mintca/*.h) $(wildcard */*_int.h) $(wildcard */*/*_int.h)

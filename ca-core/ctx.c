@@ -1,0 +1,140 @@
+/* The CA context: issuing key and certificate, profiles, store, and the
+ * injected clock and randomness. */
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/rand.h>
+#include "ca_int.h"
+
+static time_t system_clock(void *arg)
+{
+	(void)arg;
+	return time(NULL);
+}
+
+static int system_rand(unsigned char *buf, size_t len, void *arg)
+{
+	(void)arg;
+	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+ca_ctx *ca_ctx_new(const char *name, sig_key *issuing_key, X509 *issuing_cert,
+		   X509 *root_cert, db_store *store, struct ca_err *err)
+{
+	ca_ctx *ctx;
+	struct tm tm;
+
+	if (strlen(name) >= CA_NAME_MAX) {
+		ca_err_set(err, CA_E_CONFIG, "CA name '%s' longer than %d characters", name,
+			   CA_NAME_MAX - 1);
+		return NULL;
+	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(issuing_cert), sig_pubkey(issuing_key)) != 1) {
+		ca_err_ssl(err, CA_E_CONFIG, "CA '%s': certificate does not match its signing key", name);
+		return NULL;
+	}
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(issuing_cert), &tm) != 1) {
+		ca_err_set(err, CA_E_CONFIG, "CA '%s': unreadable notAfter", name);
+		return NULL;
+	}
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	strcpy(ctx->name, name);
+	ctx->not_after = timegm(&tm);
+	ctx->key = issuing_key;
+	ctx->cert = issuing_cert;
+	ctx->root = root_cert;
+	ctx->store = store;
+	ctx->clock = system_clock;
+	ctx->rand = system_rand;
+	return ctx;
+}
+
+void ca_ctx_free(ca_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	for (size_t i = 0; i < ctx->n_profiles; i++)
+		ca_profile_free_lists(&ctx->profiles[i]);
+	free(ctx->profiles);
+	sig_close(ctx->key);
+	X509_free(ctx->cert);
+	X509_free(ctx->root);
+	free(ctx);
+}
+
+int ca_ctx_add_profile(ca_ctx *ctx, struct ca_profile *p, struct ca_err *err)
+{
+	struct ca_profile *n;
+
+	if (ca_profile_find(ctx, p->name) != NULL) {
+		ca_err_set(err, CA_E_CONFIG, "profile '%s' defined twice", p->name);
+		return -1;
+	}
+	n = realloc(ctx->profiles, (ctx->n_profiles + 1) * sizeof(*n));
+	if (n == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+		return -1;
+	}
+	ctx->profiles = n;
+	ctx->profiles[ctx->n_profiles++] = *p;
+	memset(p, 0, sizeof(*p));
+	return 0;
+}
+
+const struct ca_profile *ca_profile_find(const ca_ctx *ctx, const char *name)
+{
+	for (size_t i = 0; i < ctx->n_profiles; i++)
+		if (strcmp(ctx->profiles[i].name, name) == 0)
+			return &ctx->profiles[i];
+	return NULL;
+}
+
+void ca_ctx_set_clock(ca_ctx *ctx, ca_clock_fn fn, void *arg)
+{
+	ctx->clock = fn;
+	ctx->clock_arg = arg;
+}
+
+void ca_ctx_set_rand(ca_ctx *ctx, ca_rand_fn fn, void *arg)
+{
+	ctx->rand = fn;
+	ctx->rand_arg = arg;
+}
+
+const char *ca_name(const ca_ctx *ctx) { return ctx->name; }
+X509 *ca_issuing_cert(const ca_ctx *ctx) { return ctx->cert; }
+X509 *ca_root_cert(const ca_ctx *ctx) { return ctx->root; }
+
+int ca_serial_new(ca_ctx *ctx, ASN1_INTEGER **out, char hex[41], struct ca_err *err)
+{
+	unsigned char b[16];
+	BIGNUM *bn = NULL;
+	int rc = -1;
+
+	if (ctx->rand(b, sizeof(b), ctx->rand_arg) != 0) {
+		ca_err_set(err, CA_E_INTERNAL, "random generator failed");
+		goto out;
+	}
+	/* Positive (RFC 5280 §4.1.2.2) and at least 120 random bits: a zero
+	 * first octet is replaced so the DER is always 16 octets long. */
+	b[0] &= 0x7f;
+	if (b[0] == 0)
+		b[0] = 0x01;
+	if ((bn = BN_bin2bn(b, sizeof(b), NULL)) == NULL ||
+	    (*out = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
+		ca_err_ssl(err, CA_E_INTERNAL, "serial number");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(b); i++) {
+		static const char digits[] = "0123456789abcdef";
+		hex[2 * i] = digits[b[i] >> 4];
+		hex[2 * i + 1] = digits[b[i] & 15];
+	}
+	hex[2 * sizeof(b)] = '\0';
+	rc = 0;
+out:
+	BN_free(bn);
+	return rc;
+}

@@ -1,0 +1,326 @@
+/* Store lifetime, one PostgreSQL session per calling thread, and running
+ * prepared statements with one reconnect. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "db_int.h"
+
+static void ignore_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+void db_pg_msg(PGconn *pg, const PGresult *res, char *buf, size_t n)
+{
+	const char *m = NULL;
+	size_t len = 0;
+
+	/* The primary message only: DETAIL may quote whole rows. */
+	if (res != NULL) {
+		m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		if (m == NULL)
+			m = PQresultErrorMessage(res);
+	}
+	if ((m == NULL || *m == '\0') && pg != NULL)
+		m = PQerrorMessage(pg);
+	if (m == NULL || *m == '\0')
+		m = "unknown error (out of memory?)";
+	/* libpq messages span lines; a log line must not */
+	for (; *m != '\0' && len + 1 < n; m++) {
+		char ch = (*m == '\n' || *m == '\r' || *m == '\t') ? ' ' : *m;
+		if (ch != ' ' || (len > 0 && buf[len - 1] != ' '))
+			buf[len++] = ch;
+	}
+	while (len > 0 && buf[len - 1] == ' ')
+		len--;
+	if (n > 0)
+		buf[len] = '\0';
+}
+
+/* Only libpq's connection messages reach err: they name host, user and
+ * database, never the password. */
+static PGconn *connect_dsn(const char *dsn, struct ca_err *err)
+{
+	/* Keywords before "dbname" are defaults the DSN may override. */
+	static const char *const kw[] = { "connect_timeout", "dbname", "fallback_application_name", NULL };
+	const char *const val[] = { "10", dsn, "mintcad", NULL };
+	char msg[200];
+	PGconn *pg;
+
+	if ((pg = PQconnectdbParams(kw, val, 1)) == NULL) {
+		ca_err_set(err, CA_E_STORE, "cannot connect to PostgreSQL: out of memory");
+		return NULL;
+	}
+	if (PQstatus(pg) != CONNECTION_OK) {
+		db_pg_msg(pg, NULL, msg, sizeof(msg));
+		ca_err_set(err, CA_E_STORE, "cannot connect to PostgreSQL: %s", msg);
+		PQfinish(pg);
+		return NULL;
+	}
+	/* The default processor writes NOTICEs to stderr. */
+	PQsetNoticeProcessor(pg, ignore_notice, NULL);
+	return pg;
+}
+
+/* Thread exit: the session goes with the thread. db_store_close() must not
+ * race a thread that used the store while it exits: join such threads first. */
+static void conn_drop(void *p)
+{
+	struct db_conn *c = p;
+	struct db_store *st = c->st;
+
+	pthread_mutex_lock(&st->mu);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		st->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&st->mu);
+	PQfinish(c->pg);
+	free(c);
+}
+
+struct db_conn *db_conn_get(struct db_store *st, struct ca_err *err)
+{
+	struct db_conn *c = pthread_getspecific(st->key);
+
+	if (c != NULL) {
+		/* Never let a statement join a transaction some failure left open. */
+		PGTransactionStatusType ts = PQtransactionStatus(c->pg);
+		if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+			PQclear(PQexec(c->pg, "ROLLBACK"));
+		return c;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		ca_err_set(err, CA_E_STORE, "cannot connect to PostgreSQL: out of memory");
+		return NULL;
+	}
+	c->st = st;
+	if ((c->pg = connect_dsn(st->dsn, err)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	if (pthread_setspecific(st->key, c) != 0) {
+		ca_err_set(err, CA_E_STORE, "cannot keep a PostgreSQL connection for this thread");
+		PQfinish(c->pg);
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_lock(&st->mu);
+	c->next = st->conns;
+	if (st->conns != NULL)
+		st->conns->prev = c;
+	st->conns = c;
+	st->n_opened++;
+	pthread_mutex_unlock(&st->mu);
+	return c;
+}
+
+int db_conn_recover(struct db_conn *c, char *msg, size_t n)
+{
+	char why[160];
+	int had_locks = c->n_locks > 0;
+
+	msg[0] = '\0';
+	if (PQstatus(c->pg) == CONNECTION_OK)
+		return 0;
+	PQreset(c->pg);
+	/* A new session: nothing prepared, no advisory lock held. */
+	c->prepared = 0;
+	c->n_locks = 0;
+	if (PQstatus(c->pg) != CONNECTION_OK) {
+		db_pg_msg(c->pg, NULL, why, sizeof(why));
+		snprintf(msg, n, "; reconnect failed: %s", why);
+		return 0;
+	}
+	if (had_locks) {
+		snprintf(msg, n, "; reconnected, but this thread's advisory locks were lost");
+		return 0;
+	}
+	c->recovered = 1;
+	return 1;
+}
+
+static PGresult *exec_once(struct db_conn *c, const struct db_stmt *s, const char *const *vals,
+			   const int *lens, const int *fmts, int result_binary)
+{
+	unsigned bit = 1u << s->id;
+	PGresult *res;
+
+	if ((c->prepared & bit) == 0) {
+		res = PQprepare(c->pg, s->name, s->sql, s->nparams, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		c->prepared |= bit;
+	}
+	return PQexecPrepared(c->pg, s->name, s->nparams, vals, lens, fmts, result_binary);
+}
+
+PGresult *db_exec(struct db_conn *c, const struct db_stmt *s, const char *const *vals,
+		  const int *lens, const int *fmts, int result_binary, int retry,
+		  struct ca_err *err)
+{
+	char msg[200], why[200];
+	ExecStatusType rs;
+	PGresult *res;
+
+	for (int attempt = 0;; attempt++) {
+		res = exec_once(c, s, vals, lens, fmts, result_binary);
+		rs = PQresultStatus(res);
+		if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK)
+			return res;
+		db_pg_msg(c->pg, res, msg, sizeof(msg));
+		PQclear(res);
+		if (!db_conn_recover(c, why, sizeof(why)) || !retry || attempt > 0)
+			break;
+	}
+	ca_err_set(err, CA_E_STORE, "%s: %s%s", s->name, msg, why);
+	return NULL;
+}
+
+int db_simple(struct db_conn *c, const char *sql, const char *what, struct ca_err *err)
+{
+	char msg[200], why[200];
+	PGresult *res = PQexec(c->pg, sql);
+	ExecStatusType rs = PQresultStatus(res);
+	int rc = -1;
+
+	if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK && rs != PGRES_EMPTY_QUERY) {
+		db_pg_msg(c->pg, res, msg, sizeof(msg));
+		(void)db_conn_recover(c, why, sizeof(why));
+		ca_err_set(err, CA_E_STORE, "%s: %s%s", what, msg, why);
+		goto out;
+	}
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+db_store *db_store_open(const char *dsn, struct ca_err *err)
+{
+	struct db_store *st, *ret = NULL;
+	PQconninfoOption *opts;
+	char *perr = NULL;
+
+	if (dsn == NULL) {
+		ca_err_set(err, CA_E_CONFIG, "no PostgreSQL DSN given");
+		return NULL;
+	}
+	/* libpq's syntax errors may quote the password: say only where it failed. */
+	if ((opts = PQconninfoParse(dsn, &perr)) == NULL) {
+		PQfreemem(perr);
+		ca_err_set(err, CA_E_CONFIG, "invalid PostgreSQL DSN (connection string syntax)");
+		return NULL;
+	}
+	PQconninfoFree(opts);
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		ca_err_set(err, CA_E_STORE, "out of memory");
+		return NULL;
+	}
+	if (pthread_mutex_init(&st->mu, NULL) != 0) {
+		free(st);
+		ca_err_set(err, CA_E_STORE, "cannot create a mutex");
+		return NULL;
+	}
+	if (pthread_key_create(&st->key, conn_drop) != 0) {
+		pthread_mutex_destroy(&st->mu);
+		free(st);
+		ca_err_set(err, CA_E_STORE, "no thread-specific key left");
+		return NULL;
+	}
+	/* From here db_store_close() undoes everything. */
+	if ((st->dsn = strdup(dsn)) == NULL) {
+		ca_err_set(err, CA_E_STORE, "out of memory");
+		goto out;
+	}
+	/* Check the DSN now; the session stays as this thread's. */
+	if (db_conn_get(st, err) == NULL)
+		goto out;
+	ret = st;
+	st = NULL;
+out:
+	db_store_close(st);
+	return ret;
+}
+
+void db_store_close(db_store *st)
+{
+	struct db_conn *c, *next;
+
+	if (st == NULL)
+		return;
+	/* After this no exiting thread runs conn_drop() on this store. */
+	pthread_key_delete(st->key);
+	pthread_mutex_lock(&st->mu);
+	for (c = st->conns; c != NULL; c = next) {
+		next = c->next;
+		PQfinish(c->pg);
+		free(c);
+	}
+	st->conns = NULL;
+	pthread_mutex_unlock(&st->mu);
+	pthread_mutex_destroy(&st->mu);
+	if (st->dsn != NULL) {
+		explicit_bzero(st->dsn, strlen(st->dsn));
+		free(st->dsn);
+	}
+	free(st);
+}
+
+static const struct db_stmt st_lock = {
+	DB_S_LOCK, "advisory_lock", "SELECT pg_advisory_lock($1::bigint)", 1
+};
+static const struct db_stmt st_unlock = {
+	DB_S_UNLOCK, "advisory_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1
+};
+
+int db_lock(db_store *st, long key, struct ca_err *err)
+{
+	char k[24];
+	const char *vals[1] = { k };
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc = -1;
+
+	snprintf(k, sizeof(k), "%ld", key);
+	if ((c = db_conn_get(st, err)) == NULL)
+		goto out;
+	/* Taking it again on a new session is safe; db_conn_recover() refuses
+	 * when the lost session held other locks. */
+	if ((res = db_exec(c, &st_lock, vals, NULL, NULL, 0, 1, err)) == NULL)
+		goto out;
+	c->n_locks++;
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+int db_unlock(db_store *st, long key, struct ca_err *err)
+{
+	char k[24];
+	const char *vals[1] = { k };
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc = -1;
+
+	snprintf(k, sizeof(k), "%ld", key);
+	if ((c = db_conn_get(st, err)) == NULL)
+		goto out;
+	if ((res = db_exec(c, &st_unlock, vals, NULL, NULL, 0, 0, err)) == NULL)
+		goto out;
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		ca_err_set(err, CA_E_STORE, "advisory lock %ld was not held by this session", key);
+		goto out;
+	}
+	if (c->n_locks > 0)
+		c->n_locks--;
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}

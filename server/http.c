@@ -1,0 +1,336 @@
+/* HTTPS routing on libmicrohttpd: collects the body within its limit,
+ * establishes who is asking (client certificate or HTTP Basic), hands EST
+ * requests to protocols/est and writes the answer. */
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include "mintca/est.h"
+#include "mintca/log.h"
+#include "mintca/secret.h"
+#include "http.h"
+
+#define EST_PREFIX "/.well-known/est/"
+#define MAX_PEER_CERTS 8
+
+struct srv_http {
+	struct MHD_Daemon *d;
+	const struct cfg *cfg;
+	ca_ctx *ca;
+	const srv_trust *trust;
+	char *cert_pem, *key_pem;
+};
+
+struct req_state {
+	char id[17];
+	struct timespec start;
+	unsigned char *body;
+	size_t len, cap;
+	bool too_large;
+};
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < 1024 * 1024 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+static struct req_state *state_new(void)
+{
+	struct req_state *s = calloc(1, sizeof(*s));
+	unsigned char r[8];
+
+	if (s == NULL)
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(s->id + 2 * i, 3, "%02x", r[i]);
+	return s;
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			      enum MHD_RequestTerminationCode toe)
+{
+	struct req_state *s = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (s != NULL) {
+		free(s->body);
+		free(s);
+	}
+	*con_cls = NULL;
+}
+
+/* Keep at most max bytes of the body; note when more came. */
+static void append_body(struct req_state *s, const char *data, size_t n, size_t max)
+{
+	if (s->too_large || s->len + n > max) {
+		s->too_large = true;
+		return;
+	}
+	if (s->len + n > s->cap) {
+		size_t cap = s->cap ? s->cap : 4096;
+		unsigned char *b;
+		while (cap < s->len + n)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		if ((b = realloc(s->body, cap)) == NULL) {
+			s->too_large = true;
+			return;
+		}
+		s->body = b;
+		s->cap = cap;
+	}
+	memcpy(s->body + s->len, data, n);
+	s->len += n;
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *c, struct req_state *s, const char *method,
+				   const char *url, unsigned status, const char *ctype, bool b64,
+				   bool ask_auth, const char *body, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	struct timespec end;
+	char ms[32], st[8];
+	enum MHD_Result ret;
+
+	if (r == NULL)
+		return MHD_NO;
+	if (ctype != NULL)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (b64)
+		MHD_add_response_header(r, "Content-Transfer-Encoding", "base64");
+	if (ask_auth)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"mintca EST\"");
+	MHD_add_response_header(r, "X-Request-Id", s->id);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	snprintf(ms, sizeof(ms), "%.1f", (double)(end.tv_sec - s->start.tv_sec) * 1e3 +
+		 (double)(end.tv_nsec - s->start.tv_nsec) / 1e6);
+	snprintf(st, sizeof(st), "%u", status);
+	log_kv(LOG_INFO, "http.request", "req", s->id, "method", method, "path", url,
+	       "status", st, "ms", ms, NULL);
+	return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, struct req_state *s, const char *method,
+				 const char *url, unsigned status, const char *text)
+{
+	return send_answer(c, s, method, url, status, "text/plain; charset=utf-8", false, false,
+			   text, strlen(text));
+}
+
+/* The verified client certificate of this connection, if any. */
+static X509 *peer_identity(struct srv_http *h, struct MHD_Connection *c, struct req_state *s,
+			   char anchor[CA_NAME_MAX])
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	const gnutls_datum_t *peers;
+	unsigned int n = 0;
+	const unsigned char *ders[MAX_PEER_CERTS];
+	size_t lens[MAX_PEER_CERTS];
+	char why[160];
+	X509 *leaf;
+
+	if (ci == NULL || ci->tls_session == NULL)
+		return NULL;
+	peers = gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session, &n);
+	if (peers == NULL || n == 0)
+		return NULL;
+	if (n > MAX_PEER_CERTS)
+		n = MAX_PEER_CERTS;
+	for (unsigned int i = 0; i < n; i++) {
+		ders[i] = peers[i].data;
+		lens[i] = peers[i].size;
+	}
+	leaf = srv_trust_verify(h->trust, ders, lens, n, anchor, why, sizeof(why));
+	if (leaf == NULL)
+		log_kv(LOG_INFO, "tls.client_cert_refused", "req", s->id, "why", why, NULL);
+	return leaf;
+}
+
+/* HTTP Basic (RFC 7617) against the configured users. */
+static void basic_identity(struct srv_http *h, struct MHD_Connection *c, struct ca_requester *who,
+			   bool *failed)
+{
+	char *pass = NULL;
+	char *user = MHD_basic_auth_get_username_password(c, &pass);
+	const struct cfg_user *u;
+
+	if (user == NULL) {
+		/* An Authorization header we could not read is a failed attempt too. */
+		*failed = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
+		MHD_free(pass);
+		return;
+	}
+	u = cfg_user_find(h->cfg, user);
+	if (u != NULL && pass != NULL && strlen(user) < sizeof(who->id) &&
+	    sec_check_password(u->password_hash, pass, strlen(pass)) == 1) {
+		who->kind = CA_AUTH_BASIC;
+		snprintf(who->id, sizeof(who->id), "%s", user);
+	} else {
+		*failed = true;
+	}
+	if (pass != NULL) {
+		OPENSSL_cleanse(pass, strlen(pass));
+		MHD_free(pass);
+	}
+	MHD_free(user);
+}
+
+static enum MHD_Result handle_est(struct srv_http *h, struct MHD_Connection *c, struct req_state *s,
+				  const char *method, const char *url)
+{
+	char path[256], *label = NULL, *op, anchor[CA_NAME_MAX] = "";
+	struct ca_requester who = { .kind = CA_AUTH_NONE, .id = "anonymous" };
+	bool failed = false;
+	X509 *peer = NULL;
+	struct est_response resp;
+	enum MHD_Result ret;
+
+	if (strlen(url) - strlen(EST_PREFIX) >= sizeof(path))
+		return send_text(c, s, method, url, 404, "RFC 7030 §3.2.2: no such EST path\n");
+	snprintf(path, sizeof(path), "%s", url + strlen(EST_PREFIX));
+	if ((op = strchr(path, '/')) != NULL) {
+		*op++ = '\0';
+		label = path;
+		if (strchr(op, '/') != NULL || label[0] == '\0')
+			return send_text(c, s, method, url, 404, "RFC 7030 §3.2.2: no such EST path\n");
+	} else {
+		op = path;
+	}
+	peer = peer_identity(h, c, s, anchor);
+	if (peer != NULL) {
+		who.kind = CA_AUTH_CLIENT_CERT;
+		snprintf(who.anchor, sizeof(who.anchor), "%s", anchor);
+		X509_NAME_oneline(X509_get_subject_name(peer), who.id, sizeof(who.id));
+	}
+	/* Basic credentials, when given, name the requester (RFC 7030 §3.2.3). */
+	basic_identity(h, c, &who, &failed);
+	struct est_request req = {
+		.method = method, .label = label, .op = op,
+		.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+		.body = s->body, .body_len = s->len, .body_too_large = s->too_large,
+		.who = &who, .auth_failed = failed, .peer_cert = peer, .reqid = s->id,
+	};
+	est_handle(h->ca, h->cfg->est_default_profile, &req, &resp);
+	ret = send_answer(c, s, method, url, resp.status, resp.content_type, resp.base64_transfer,
+			  resp.ask_basic_auth, resp.body ? resp.body : "", resp.body_len);
+	est_response_free(&resp);
+	X509_free(peer);
+	return ret;
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const char *url,
+				      const char *method, const char *version, const char *upload_data,
+				      size_t *upload_data_size, void **con_cls)
+{
+	struct srv_http *h = cls;
+	struct req_state *s = *con_cls;
+
+	(void)version;
+	if (s == NULL) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if ((s = state_new()) == NULL)
+			return MHD_NO;
+		*con_cls = s;
+		/* Refuse an announced oversized body before reading it. */
+		if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg->max_body_bytes)
+			return send_text(c, s, method, url, 413, "request body larger than the server accepts\n");
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		append_body(s, upload_data, *upload_data_size, h->cfg->max_body_bytes);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0)
+		return handle_est(h, c, s, method, url);
+	if (strcmp(url, "/health") == 0)
+		return send_text(c, s, method, url, 200, "ok\n");
+	return send_text(c, s, method, url, 404, "not found\n");
+}
+
+srv_http *srv_http_start(const struct cfg *c, ca_ctx *ca, const srv_trust *trust, struct ca_err *err)
+{
+	srv_http *h = calloc(1, sizeof(*h));
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port) };
+
+	if (h == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	h->cfg = c;
+	h->ca = ca;
+	h->trust = trust;
+	if (inet_pton(AF_INET, c->listen, &addr.sin_addr) != 1) {
+		ca_err_set(err, CA_E_CONFIG, "%s: server.listen: '%s' is not an IPv4 address", c->path, c->listen);
+		goto fail;
+	}
+	if ((h->cert_pem = slurp(c->tls_cert_file)) == NULL || (h->key_pem = slurp(c->tls_key_file)) == NULL) {
+		ca_err_set(err, CA_E_CONFIG, "cannot read TLS files %s / %s", c->tls_cert_file, c->tls_key_file);
+		goto fail;
+	}
+	h->d = MHD_start_daemon(
+		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC,
+		0, NULL, NULL, access_handler, h,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+		MHD_OPTION_HTTPS_MEM_CERT, h->cert_pem,
+		MHD_OPTION_HTTPS_MEM_KEY, h->key_pem,
+		/* Ask for (not require) a client certificate; verified per request. */
+		MHD_OPTION_HTTPS_MEM_TRUST, srv_trust_pem(trust),
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->threads,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout_s,
+		MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+		MHD_OPTION_END);
+	if (h->d == NULL) {
+		ca_err_set(err, CA_E_CONFIG, "cannot listen on %s:%u (in use, or bad TLS files)", c->listen, c->port);
+		goto fail;
+	}
+	return h;
+fail:
+	srv_http_stop(h);
+	return NULL;
+}
+
+void srv_http_stop(srv_http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->d != NULL)
+		MHD_stop_daemon(h->d);
+	free(h->cert_pem);
+	if (h->key_pem != NULL) {
+		OPENSSL_cleanse(h->key_pem, strlen(h->key_pem));
+		free(h->key_pem);
+	}
+	free(h);
+}

@@ -1,0 +1,246 @@
+/* mintctl: the operator tool. Every certificate it issues goes through the
+ * same ca_issue() path as EST. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include "mintca/cfg.h"
+#include "mintca/db.h"
+#include "mintca/log.h"
+#include "mintca/secret.h"
+#include "srv_int.h"
+
+#define PASSWD_DEFAULT_ITER 50000
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mintctl COMMAND [options]   (mintctl COMMAND --help for more)\n"
+		"\n"
+		"  passwd     hash a password read from standard input, for \"users\" in the config\n"
+		"  issue      issue a certificate from a CSR file through the normal issuance path\n"
+		"  ca show    print the CA certificates (root, then issuing) as PEM\n");
+}
+
+static int cmd_passwd(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iterations", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long iter = PASSWD_DEFAULT_ITER;
+	char line[1025], *hash;
+	size_t n;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "i:h", opts, NULL)) != -1) {
+		if (o == 'i') {
+			iter = strtoul(optarg, NULL, 10);
+			if (iter < 10000 || iter > 10000000) {
+				fprintf(stderr, "mintctl passwd: --iterations must be 10000..10000000\n");
+				return 2;
+			}
+		} else {
+			fprintf(o == 'h' ? stdout : stderr,
+				"usage: mintctl passwd [--iterations N] < password-file\n\n"
+				"Reads one password (first line) from standard input and prints its\n"
+				"PBKDF2-SHA256 hash for the \"password_hash\" of a config user. The\n"
+				"password itself is never printed. Default iterations: %d.\n",
+				PASSWD_DEFAULT_ITER);
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (fgets(line, sizeof(line), stdin) == NULL) {
+		fprintf(stderr, "mintctl passwd: no password on standard input\n");
+		return 1;
+	}
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	if (n < 8) {
+		OPENSSL_cleanse(line, sizeof(line));
+		fprintf(stderr, "mintctl passwd: password shorter than 8 characters\n");
+		return 1;
+	}
+	hash = sec_hash_password(line, (unsigned)iter);
+	OPENSSL_cleanse(line, sizeof(line));
+	if (hash == NULL) {
+		fprintf(stderr, "mintctl passwd: hashing failed\n");
+		return 1;
+	}
+	printf("%s\n", hash);
+	free(hash);
+	return 0;
+}
+
+/* Open config, store and CA for commands that need them. */
+static ca_ctx *open_all(const char *path, struct cfg **c, db_store **st, sig_p11 **p11)
+{
+	struct ca_err err = { 0 };
+	ca_ctx *ca = NULL;
+
+	log_set_level(LOG_WARN);
+	if ((*c = cfg_load(path, &err)) == NULL || (*st = db_store_open((*c)->db_dsn, &err)) == NULL ||
+	    db_migrate(*st, &err) != 0 || (ca = srv_open_ca(*c, *st, p11, &err)) == NULL)
+		fprintf(stderr, "mintctl: %s\n", err.detail);
+	return ca;
+}
+
+static void close_all(struct cfg *c, db_store *st, sig_p11 *p11, ca_ctx *ca)
+{
+	srv_close_ca(ca, p11);
+	db_store_close(st);
+	cfg_free(c);
+}
+
+static unsigned char *read_csr(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	X509_REQ *r = NULL;
+	unsigned char *der = NULL;
+	int l;
+
+	if (f == NULL)
+		return NULL;
+	r = PEM_read_X509_REQ(f, NULL, NULL, NULL);
+	if (r == NULL) {
+		rewind(f);
+		r = d2i_X509_REQ_fp(f, NULL);
+	}
+	fclose(f);
+	/* Re-encoding is fine here: ca_issue verifies the signature over it. */
+	if (r == NULL || (l = i2d_X509_REQ(r, &der)) <= 0) {
+		X509_REQ_free(r);
+		return NULL;
+	}
+	X509_REQ_free(r);
+	*len = (size_t)l;
+	return der;
+}
+
+static int cmd_issue(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "profile", required_argument, NULL, 'p' },
+		{ "csr", required_argument, NULL, 'r' }, { "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	const char *cfgp = NULL, *profile = NULL, *csrp = NULL, *outp = NULL;
+	struct cfg *c = NULL;
+	db_store *st = NULL;
+	sig_p11 *p11 = NULL;
+	ca_ctx *ca;
+	struct ca_err err = { 0 };
+	struct ca_requester who = { .kind = CA_AUTH_OPERATOR };
+	struct ca_issue_res res = { 0 };
+	unsigned char *der;
+	size_t len;
+	int o, rc = 1;
+	FILE *out;
+
+	while ((o = getopt_long(argc, argv, "c:p:r:o:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': cfgp = optarg; break;
+		case 'p': profile = optarg; break;
+		case 'r': csrp = optarg; break;
+		case 'o': outp = optarg; break;
+		default:
+			fprintf(o == 'h' ? stdout : stderr,
+				"usage: mintctl issue -c CONFIG --profile NAME --csr FILE [--out FILE]\n\n"
+				"Issues a certificate for the CSR (PEM or DER) under the profile, as the\n"
+				"operator (the profile needs \"auth\": {\"operator\": true}). Prints the\n"
+				"certificate as PEM, or writes it to --out.\n");
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (cfgp == NULL || profile == NULL || csrp == NULL) {
+		fprintf(stderr, "mintctl issue: -c, --profile and --csr are required (see --help)\n");
+		return 2;
+	}
+	if ((der = read_csr(csrp, &len)) == NULL) {
+		fprintf(stderr, "mintctl issue: %s: not a PEM or DER certificate request\n", csrp);
+		return 1;
+	}
+	snprintf(who.id, sizeof(who.id), "%s", getenv("USER") ? getenv("USER") : "mintctl");
+	if ((ca = open_all(cfgp, &c, &st, &p11)) == NULL)
+		goto out;
+	struct ca_issue_req req = { .csr_der = der, .csr_len = len, .profile = profile, .who = &who, .protocol = "cli" };
+	if (ca_issue(ca, &req, &res, &err) != 0) {
+		fprintf(stderr, "mintctl issue: refused: %s: %s\n", ca_code_str(err.code), err.detail);
+		goto out;
+	}
+	out = outp ? fopen(outp, "w") : stdout;
+	if (out == NULL || !PEM_write_X509(out, res.cert)) {
+		fprintf(stderr, "mintctl issue: cannot write %s: %s (serial %s is recorded)\n",
+			outp ? outp : "stdout", strerror(errno), res.serial_hex);
+	} else {
+		fprintf(stderr, "issued serial %s\n", res.serial_hex);
+		rc = 0;
+	}
+	if (out != NULL && out != stdout)
+		fclose(out);
+out:
+	ca_issue_res_free(&res);
+	OPENSSL_free(der);
+	close_all(c, st, p11, ca);
+	return rc;
+}
+
+static int cmd_ca_show(int argc, char **argv)
+{
+	const char *cfgp = NULL;
+	struct cfg *c = NULL;
+	db_store *st = NULL;
+	sig_p11 *p11 = NULL;
+	ca_ctx *ca;
+	int o;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		if (o == 'c') {
+			cfgp = optarg;
+		} else {
+			fprintf(o == 'h' ? stdout : stderr,
+				"usage: mintctl ca show -c CONFIG\n\n"
+				"Prints the root and the issuing CA certificate as PEM (creating them\n"
+				"first if this is the first start).\n");
+			return o == 'h' ? 0 : 2;
+		}
+	}
+	if (cfgp == NULL) {
+		fprintf(stderr, "mintctl ca show: -c CONFIG is required\n");
+		return 2;
+	}
+	if ((ca = open_all(cfgp, &c, &st, &p11)) == NULL) {
+		close_all(c, st, p11, ca);
+		return 1;
+	}
+	if (ca_root_cert(ca) != NULL)
+		PEM_write_X509(stdout, ca_root_cert(ca));
+	PEM_write_X509(stdout, ca_issuing_cert(ca));
+	close_all(c, st, p11, ca);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "passwd") == 0)
+		return cmd_passwd(argc - 1, argv + 1);
+	if (strcmp(argv[1], "issue") == 0)
+		return cmd_issue(argc - 1, argv + 1);
+	if (strcmp(argv[1], "ca") == 0 && argc > 2 && strcmp(argv[2], "show") == 0)
+		return cmd_ca_show(argc - 2, argv + 2);
+	fprintf(stderr, "mintctl: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
