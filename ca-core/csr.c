@@ -1,6 +1,7 @@
 /* CSR intake: decode exactly one DER PKCS#10, verify its signature (proof of
  * possession) and check its key against the profile. */
 #include <string.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include "mintca/ca.h"
@@ -36,7 +37,8 @@ X509_REQ *ca_csr_decode(const unsigned char *der, size_t len, struct ca_err *err
 	}
 	v = X509_REQ_verify(req, pk);
 	if (v != 1) {
-		ca_err_ssl(err, CA_E_BAD_SIGNATURE,
+		ERR_clear_error();
+		ca_err_set(err, CA_E_BAD_SIGNATURE,
 			   "RFC 2986 §3: request signature does not verify with its own key");
 		goto fail;
 	}
