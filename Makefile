@@ -3,7 +3,13 @@
 
 CC      ?= cc
 SAN     ?= 0
-ifeq ($(SAN),1)
+FUZZ    ?= 0
+ifeq ($(FUZZ),1)
+# libFuzzer targets: clang, every object instrumented, ASan + UBSan.
+CC      := clang
+BUILD   := build-fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SAN),1)
 BUILD   := build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -59,6 +65,20 @@ $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libmintca.a
 $(BUILD)/bench_issue: $(BUILD)/tests/bench/bench_issue.o $(BUILD)/libmintca.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+FUZZ_TARGETS := csr est cfg peer
+FUZZ_SECONDS ?= 60
+
+$(BUILD)/fuzz_peer: $(BUILD)/tests/fuzz/fuzz_peer.o $(BUILD)/server/tls_peer.o $(BUILD)/libmintca.a
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libmintca.a
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# Each fuzz target for FUZZ_SECONDS on its seed corpus; a crash fails.
+fuzz: deps
+	$(MAKE) FUZZ=1 $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 # Install missing Debian packages (apt-get update first). Idempotent.
 deps:
 	@sh deploy/install-deps.sh
@@ -87,6 +107,6 @@ bench: deps
 	MINTCA_BUILD=$(BUILD) sh tests/bench/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps build-only run unit integration test bench clean
+.PHONY: all deps build-only run unit integration test bench fuzz clean
