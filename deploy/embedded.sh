@@ -19,6 +19,7 @@ usage: sh deploy/embedded.sh COMMAND [DIR] [ARGS...]
   run [DIR]         setup, then run mintcad in the foreground; stops
                     PostgreSQL when mintcad exits
   psql [DIR] ARGS   run psql on the cluster's mintca database
+  destroy DIR       stop the cluster and delete it and the data folder
 
 DIR defaults to $REPO/data.
 Environment: MINTCA_PORT (8443), MINTCA_CA_KEY_TYPE (ec-p256, ec-p384,
@@ -302,7 +303,7 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 case $cmd in
 -h|--help|help) usage; exit 0 ;;
-setup|start|stop|run|psql) ;;
+setup|start|stop|run|psql|destroy) ;;
 *) usage >&2; exit 2 ;;
 esac
 
@@ -315,7 +316,7 @@ esac
 [ "$cmd" = psql ] || [ $# -eq 0 ] || die "$cmd: unexpected arguments: $*"
 case $cmd in setup|run) mkdir -p "$DIR" ;; esac
 if [ ! -d "$DIR" ]; then
-	[ "$cmd" = stop ] && exit 0
+	case $cmd in stop|destroy) exit 0 ;; esac
 	die "$DIR is not set up: run setup first"
 fi
 DIR=$(cd "$DIR" && pwd -P)
@@ -336,6 +337,13 @@ start)
 stop)
 	load_env || exit 0
 	pg_stop ;;
+destroy)
+	# Stop the cluster and remove it with the data folder (tests, start-over).
+	if load_env; then
+		pg_stop
+		case $CLUSTER in /var/tmp/mintca-pg-*) rm -rf "$CLUSTER" ;; esac
+	fi
+	rm -rf "$DIR" ;;
 psql)
 	load_env || die "$DIR is not set up: run setup first"
 	exec "$PG_BIN/psql" -h "$CLUSTER/run" -U mintca -d mintca "$@" ;;
