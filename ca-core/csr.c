@@ -1,5 +1,6 @@
 /* CSR intake: decode exactly one DER PKCS#10, verify its signature (proof of
  * possession) and check its key against the profile. */
+#include <stdbool.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -48,6 +49,17 @@ fail:
 	return NULL;
 }
 
+static bool named_curve(X509_REQ *req)
+{
+	X509_ALGOR *alg;
+	int ptype;
+
+	if (!X509_PUBKEY_get0_param(NULL, NULL, NULL, &alg, X509_REQ_get_X509_PUBKEY(req)))
+		return false;
+	X509_ALGOR_get0(NULL, &ptype, NULL, alg);
+	return ptype == V_ASN1_OBJECT;
+}
+
 int ca_csr_check_key(X509_REQ *req, const struct ca_profile *p, struct ca_err *err)
 {
 	EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
@@ -61,6 +73,12 @@ int ca_csr_check_key(X509_REQ *req, const struct ca_profile *p, struct ca_err *e
 	bits = EVP_PKEY_get_bits(pk);
 	switch (EVP_PKEY_get_base_id(pk)) {
 	case EVP_PKEY_EC:
+		/* RFC 5480 §2.1.1: namedCurve only; explicit parameters would be
+		 * copied into the certificate as they are. */
+		if (!named_curve(req)) {
+			ca_err_set(err, CA_E_KEY_REFUSED, "profile '%s': RFC 5480 §2.1.1: EC key must name its curve (no explicit parameters)", p->name);
+			return -1;
+		}
 		if (EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL) != 1)
 			break;
 		if (strcmp(group, "prime256v1") == 0 && (p->key_types & CA_KEY_EC_P256))

@@ -21,6 +21,47 @@ static bool in_list(char *const *l, size_t n, const char *s)
 	return false;
 }
 
+static void serial_text(const ASN1_INTEGER *serial, char out[41])
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+	char *h = bn ? BN_bn2hex(bn) : NULL;
+	size_t i = 0;
+
+	for (; h != NULL && h[i] && i < 40; i++)
+		out[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] + 32 : h[i]);
+	out[i] = '\0';
+	OPENSSL_free(h);
+	BN_free(bn);
+}
+
+/* A certificate is renewed under the profile it was issued under, so that
+ * re-enrollment never turns a 14-day certificate into a 1-year one. */
+static int same_profile(const ca_ctx *ctx, const struct ca_profile *p, X509 *old,
+			struct ca_err *err)
+{
+	char serial[41], was[CA_NAME_MAX];
+	int r;
+
+	if (ctx->store == NULL)
+		return 0;
+	serial_text(X509_get0_serialNumber(old), serial);
+	r = db_cert_profile(ctx->store, ctx->name, serial, was, sizeof(was), err);
+	if (r < 0)
+		return -1;
+	if (r > 0) {
+		ca_err_set(err, CA_E_FORBIDDEN, "certificate %s to renew is not in the store of CA '%s'",
+			   serial, ctx->name);
+		return -1;
+	}
+	if (strcmp(was, p->name) != 0) {
+		ca_err_set(err, CA_E_FORBIDDEN,
+			   "certificate %s was issued under profile '%s': renew it under that profile's label",
+			   serial, was);
+		return -1;
+	}
+	return 0;
+}
+
 /* Step 2: the requester's credential must be bound to the profile. */
 static int authorize(const ca_ctx *ctx, const struct ca_profile *p,
 		     const struct ca_issue_req *req, struct ca_err *err)
@@ -43,7 +84,14 @@ static int authorize(const ca_ctx *ctx, const struct ca_profile *p,
 				   ctx->name);
 			return -1;
 		}
-		return 0;
+		/* An expired certificate cannot renew itself (RFC 7030 §3.3.2). */
+		time_t now = ctx->clock(ctx->clock_arg);
+		if (X509_cmp_time(X509_get0_notAfter(req->renew_of), &now) <= 0 ||
+		    X509_cmp_time(X509_get0_notBefore(req->renew_of), &now) > 0) {
+			ca_err_set(err, CA_E_FORBIDDEN, "certificate to renew is not valid now");
+			return -1;
+		}
+		return same_profile(ctx, p, req->renew_of, err);
 	}
 	switch (who->kind) {
 	case CA_AUTH_BASIC:
@@ -257,8 +305,8 @@ static X509 *build_tbs(ca_ctx *ctx, const struct ca_profile *p, X509_REQ *csr,
 	/* Never past the issuing CA's own notAfter (RFC 5280 §6 path validation). */
 	if (na > ctx->not_after)
 		na = ctx->not_after;
-	if (na <= nb) {
-		ca_err_set(err, CA_E_FORBIDDEN, "issuing CA '%s' has expired or expires too soon", ctx->name);
+	if (na <= now) {
+		ca_err_set(err, CA_E_FORBIDDEN, "issuing CA '%s' has expired", ctx->name);
 		goto fail;
 	}
 	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
@@ -298,42 +346,32 @@ static time_t asn1_to_time(const ASN1_TIME *t)
 
 /* Step 9: the store holds the certificate before anyone else sees it. */
 static int commit(ca_ctx *ctx, const struct ca_profile *p, const struct ca_issue_req *req,
-		  X509 *x, const GENERAL_NAMES *sans, const char *serial_hex, struct ca_err *err)
+		  X509 *x, const GENERAL_NAMES *sans, const struct ca_issue_res *res, struct ca_err *err)
 {
-	unsigned char *der = NULL;
 	char *subject = NULL, **san_txt = NULL, requester[400], renewed[41] = "";
 	size_t n_san = 0;
-	int len, rc = -1;
+	int rc = -1;
 	struct db_cert_row row;
 
-	if ((len = i2d_X509(x, &der)) <= 0 || ca_text_subject(X509_get_subject_name(x), &subject) != 0 ||
+	if (ca_text_subject(X509_get_subject_name(x), &subject) != 0 ||
 	    ca_text_sans(sans, &san_txt, &n_san) != 0) {
 		ca_err_ssl(err, CA_E_INTERNAL, "cannot encode certificate");
 		goto out;
 	}
-	if (req->renew_of != NULL) {
-		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(req->renew_of), NULL);
-		char *h = bn ? BN_bn2hex(bn) : NULL;
-		if (h != NULL) {
-			for (size_t i = 0; h[i] && i < sizeof(renewed) - 1; i++)
-				renewed[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] + 32 : h[i]);
-		}
-		OPENSSL_free(h);
-		BN_free(bn);
-	}
+	if (req->renew_of != NULL)
+		serial_text(X509_get0_serialNumber(req->renew_of), renewed);
 	requester_text(req->who, requester, sizeof(requester));
 	row = (struct db_cert_row){
-		.serial_hex = serial_hex, .ca = ctx->name, .subject = subject,
+		.serial_hex = res->serial_hex, .ca = ctx->name, .subject = subject,
 		.sans = (const char *const *)san_txt, .n_sans = n_san,
 		.not_before = asn1_to_time(X509_get0_notBefore(x)),
 		.not_after = asn1_to_time(X509_get0_notAfter(x)),
 		.profile = p->name, .requester = requester, .protocol = req->protocol,
-		.der = der, .der_len = (size_t)len,
+		.der = res->der, .der_len = res->der_len,
 		.renewed_serial = renewed[0] ? renewed : NULL,
 	};
 	rc = db_commit_cert(ctx->store, &row, err);
 out:
-	OPENSSL_free(der);
 	free(subject);
 	ca_text_sans_free(san_txt, n_san);
 	return rc;
@@ -347,7 +385,7 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 	GENERAL_NAMES *sans = NULL;
 	ASN1_INTEGER *serial = NULL;
 	X509 *x = NULL;
-	int rc = -1, tries;
+	int rc = -1, tries, len;
 
 	memset(res, 0, sizeof(*res));
 	/* 1. profile */
@@ -395,13 +433,20 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 	/* 8. sign */
 	if (sig_sign_x509(ctx->key, x, err) != 0)
 		goto out;
+	if ((len = i2d_X509(x, &res->der)) <= 0) {
+		ca_err_ssl(err, CA_E_INTERNAL, "cannot encode the certificate");
+		goto out;
+	}
+	res->der_len = (size_t)len;
 	/* 9. commit */
-	if (ctx->store != NULL && commit(ctx, p, req, x, sans, res->serial_hex, err) != 0)
+	if (ctx->store != NULL && commit(ctx, p, req, x, sans, res, err) != 0)
 		goto out;
 	res->cert = x;
 	x = NULL;
 	rc = 0;
 out:
+	if (rc != 0)
+		ca_issue_res_free(res);
 	X509_free(x);
 	ASN1_INTEGER_free(serial);
 	GENERAL_NAMES_free(sans);
@@ -414,5 +459,8 @@ void ca_issue_res_free(struct ca_issue_res *res)
 	if (res == NULL)
 		return;
 	X509_free(res->cert);
+	OPENSSL_free(res->der);
 	res->cert = NULL;
+	res->der = NULL;
+	res->der_len = 0;
 }

@@ -40,6 +40,35 @@ static const struct db_stmt st_count = {
 	0
 };
 
+static const struct db_stmt st_profile = {
+	DB_S_CERT_PROFILE, "cert_profile",
+	"SELECT profile FROM certificates WHERE serial = $1 AND ca = $2 AND status = 'issued'",
+	2
+};
+
+int db_cert_profile(db_store *st, const char *ca, const char *serial_hex, char *profile,
+		    size_t len, struct ca_err *err)
+{
+	const char *vals[2] = { serial_hex, ca };
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc = -1;
+
+	if ((c = db_conn_get(st, err)) == NULL)
+		goto out;
+	if ((res = db_exec(c, &st_profile, vals, NULL, NULL, 0, 1, err)) == NULL)
+		goto out;
+	if (PQntuples(res) == 0) {
+		rc = 1;
+		goto out;
+	}
+	snprintf(profile, len, "%s", PQgetvalue(res, 0, 0));
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
 int db_reserve_serial(db_store *st, const char *ca, const char *serial_hex, const char *site,
 		      struct ca_err *err)
 {

@@ -28,6 +28,7 @@ enum db_stmt_id {
 	DB_S_CA_GET,
 	DB_S_CA_PUT,
 	DB_S_CERT_COUNT,
+	DB_S_CERT_PROFILE,
 	DB_S_LOCK,
 	DB_S_UNLOCK,
 	DB_S_COUNT_

@@ -117,7 +117,7 @@ ca_ctx *srv_open_ca(struct cfg *c, db_store *st, sig_p11 **p11, struct ca_err *e
 	struct ca_profile tls = {
 		.name = SRV_TLS_PROFILE, .key_types = CA_KEY_EC_P256, .validity_seconds = 397LL * 86400,
 		.backdate_seconds = 60, .eku = CA_EKU_SERVER_AUTH, .max_sans = 4,
-		.operator_allowed = true,
+		.operator_allowed = true, .internal = true,
 	};
 	bool locked = false;
 

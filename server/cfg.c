@@ -79,20 +79,57 @@ struct loader {
 	struct ca_err *err;
 };
 
-/* Line of the first `"key"` in the file: good enough to point a human at it. */
-static int line_of(const struct loader *l, const char *key)
+/* Find the n-th (0-based) `"tok"` at or after from; NULL if absent. */
+static const char *find_token(const char *from, const char *tok, size_t toklen, int n)
 {
 	char pat[96];
-	const char *hit;
-	int line = 1;
+	const char *hit = from;
 
-	if (l->text == NULL || key == NULL)
+	if (toklen > sizeof(pat) - 3)
+		return NULL;
+	snprintf(pat, sizeof(pat), "\"%.*s\"", (int)toklen, tok);
+	for (int i = 0; hit != NULL; i++) {
+		if ((hit = strstr(hit, pat)) == NULL || i == n)
+			return hit;
+		hit += strlen(pat);
+	}
+	return NULL;
+}
+
+/* The line a key path ("profiles[1].auth") and then hint are written on, found
+ * by following the path's keys through the text: Jansson keeps no positions.
+ * An element [i] is found as the (i+1)-th occurrence of the key that follows.
+ * Stops at the last part found, so a missing key points at its parent. */
+static int line_of(const struct loader *l, const char *path, const char *hint)
+{
+	const char *pos = l->text, *p = path, *hit;
+	int skip = 0, line = 1;
+
+	if (pos == NULL)
 		return 0;
-	snprintf(pat, sizeof(pat), "\"%s\"", key);
-	if ((hit = strstr(l->text, pat)) == NULL)
-		return 0;
-	for (const char *p = l->text; p < hit; p++)
-		line += *p == '\n';
+	while (*p != '\0') {
+		size_t n = strcspn(p, ".[");
+		if (n > 0 && strncmp(p, "(top)", n) != 0) {
+			if ((hit = find_token(pos, p, n, skip)) == NULL)
+				goto count;
+			pos = hit;
+			skip = 0;
+		}
+		p += n;
+		if (*p == '[') {
+			skip = atoi(p + 1);
+			p += strcspn(p, "]");
+			if (*p == ']')
+				p++;
+		}
+		if (*p == '.')
+			p++;
+	}
+	if (hint != NULL && (hit = find_token(pos, hint, strlen(hint), skip)) != NULL)
+		pos = hit;
+count:
+	for (const char *c = l->text; c < pos; c++)
+		line += *c == '\n';
 	return line;
 }
 
@@ -106,7 +143,7 @@ static int fail(struct loader *l, const char *path, const char *key, const char 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	ca_err_set(l->err, CA_E_CONFIG, "%s:%d: %s: %s", l->path, line_of(l, key), path, why);
+	ca_err_set(l->err, CA_E_CONFIG, "%s:%d: %s: %s", l->path, line_of(l, path, key), path, why);
 	return -1;
 }
 
@@ -336,7 +373,7 @@ static int load_arrays(struct loader *l, struct cfg *c, json_t *root)
 		if (!json_is_object(v) || check_keys(l, v, path, NULL, keys) != 0)
 			return json_is_object(v) ? -1 : fail(l, path, "users", "must be an object");
 		if (name == NULL || name[0] == '\0' || strchr(name, ':') != NULL)
-			return fail(l, path, "users", "\"name\" must be a non-empty string without ':'");
+			return fail(l, path, "name", "\"name\" must be a non-empty string without ':'");
 		if (hash == NULL || sec_hash_valid(hash) != 0)
 			return fail(l, path, "password_hash", "\"password_hash\" must come from `mintctl passwd` (pbkdf2-sha256$...)");
 		if (cfg_user_find(c, name) != NULL)
@@ -352,9 +389,9 @@ static int load_arrays(struct loader *l, struct cfg *c, json_t *root)
 		if (!json_is_object(v) || check_keys(l, v, path, NULL, keys) != 0)
 			return json_is_object(v) ? -1 : fail(l, path, "client_cert_anchors", "must be an object");
 		if (name == NULL || name[0] == '\0' || strlen(name) >= CA_NAME_MAX || file == NULL || file[0] == '\0')
-			return fail(l, path, "client_cert_anchors", "needs \"name\" (1-63 characters) and \"ca_file\"");
+			return fail(l, path, "name", "needs \"name\" (1-63 characters) and \"ca_file\"");
 		if (strcmp(name, c->ca_name) == 0)
-			return fail(l, path, name, "'%s' is the name of this server's own CA", name);
+			return fail(l, path, "name", "'%s' is the name of this server's own CA", name);
 		c->anchors[c->n_anchors].name = strdup(name);
 		c->anchors[c->n_anchors++].ca_file = strdup(file);
 	}
@@ -391,10 +428,11 @@ static int cross_check(struct loader *l, struct cfg *c)
 		return fail(l, "log.level", "level", "must be debug, info, warn or error");
 	for (size_t i = 0; i < c->n_profiles; i++) {
 		const struct ca_profile *p = &c->profiles[i];
-		snprintf(path, sizeof(path), "profiles[%zu].auth", i);
+		snprintf(path, sizeof(path), "profiles[%zu]", i);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(c->profiles[j].name, p->name) == 0)
-				return fail(l, path, p->name, "profile '%s' defined twice", p->name);
+				return fail(l, path, "name", "profile '%s' defined twice", p->name);
+		snprintf(path, sizeof(path), "profiles[%zu].auth", i);
 		for (size_t j = 0; j < p->n_basic_users; j++)
 			if (cfg_user_find(c, p->basic_users[j]) == NULL)
 				return fail(l, path, p->basic_users[j], "user '%s' is not in \"users\"", p->basic_users[j]);

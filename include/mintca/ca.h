@@ -47,6 +47,7 @@ struct ca_profile {
 	char **cert_anchors;
 	size_t n_cert_anchors;
 	bool operator_allowed;       /* the operator CLI and the server itself */
+	bool internal;               /* the server's own; no protocol label reaches it */
 };
 
 /* Free the name lists inside a profile (not the profile itself). */
@@ -82,9 +83,15 @@ struct ca_issue_req {
 };
 
 struct ca_issue_res {
-	X509 *cert;                   /* caller frees with ca_issue_res_free() */
+	/* The issued certificate, ready to encode (i2d, PEM, PKCS#7). Its public
+	 * key is the CSR's SubjectPublicKeyInfo copied as bytes and is not decoded
+	 * in memory (decoding costs more than the signature on OpenSSL 3.0):
+	 * X509_get0_pubkey(cert) is NULL. Decode der when the key is needed. */
+	X509 *cert;
+	unsigned char *der;           /* the certificate, DER */
+	size_t der_len;
 	char serial_hex[41];
-};
+};                                    /* free both with ca_issue_res_free() */
 
 /* Create a CA context for one issuing CA. Takes ownership of issuing_key,
  * issuing_cert and root_cert (root_cert may equal NULL when the issuing CA is

@@ -60,6 +60,11 @@ int db_ca_put(db_store *st, const char *name, const char *parent,
 	      const char *key_label, const unsigned char *der, size_t len,
 	      struct ca_err *err) __attribute__((warn_unused_result));
 
+/* The profile an issued certificate of this CA was issued under, into
+ * profile[len]. Returns 0 found, 1 no such issued certificate, -1 error. */
+int db_cert_profile(db_store *st, const char *ca, const char *serial_hex, char *profile,
+		    size_t len, struct ca_err *err) __attribute__((warn_unused_result));
+
 /* Count certificates in state 'issued' (for tests and health). -1 on error. */
 long long db_cert_count(db_store *st, struct ca_err *err);
 

@@ -302,7 +302,7 @@ void est_handle(ca_ctx *ca, const char *default_profile, const struct est_reques
 	X509 *chain[2] = { ca_issuing_cert(ca), ca_root_cert(ca) };
 
 	memset(r, 0, sizeof(*r));
-	if (p == NULL) {
+	if (p == NULL || p->internal) {
 		set_text(r, 404, "RFC 7030 §3.2.2: no CA label '%s' on this server", pname ? pname : "");
 		return;
 	}
