@@ -70,7 +70,8 @@ char *sec_hash_password(const char *password, unsigned iterations)
 	char salt64[32], dk64[64], *out;
 	size_t cap = sizeof(HASH_PREFIX) + 12 + sizeof(salt64) + sizeof(dk64);
 
-	if (RAND_bytes(salt, sizeof(salt)) != 1 ||
+	/* The same bounds sec_check_password accepts. */
+	if (iterations < 1000 || iterations > 10000000 || RAND_bytes(salt, sizeof(salt)) != 1 ||
 	    derive(password, strlen(password), salt, sizeof(salt), iterations, dk) != 0)
 		return NULL;
 	EVP_EncodeBlock((unsigned char *)salt64, salt, sizeof(salt));

@@ -18,7 +18,8 @@ int sec_read_file(sec_str *s, const char *path) __attribute__((warn_unused_resul
 /* Wipe and free; safe on an empty secret. */
 void sec_clear(sec_str *s);
 
-/* Password hashes: "pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>".
+/* Password hashes: "pbkdf2-sha256$<iterations>$<salt b64>$<hash b64>",
+ * iterations 1000..10000000.
  * sec_hash_password: caller frees the result with free(). NULL on failure. */
 char *sec_hash_password(const char *password, unsigned iterations);
 /* 1 if password matches hash (constant-time compare), 0 if not, -1 if the
