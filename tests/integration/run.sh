@@ -526,6 +526,46 @@ check "restart: no sanitizer report in mintcad-restart.log" no_sanitizer_report 
 check "mintctl and command-line runs: no sanitizer report" \
 	no_sanitizer_report "$W/setup.log" "$W/ca-show.err" "$W/bad-config.out" "$W"/check-*.out
 
+# --- 9b. the development-only PEM file signer ---------------------------------
+
+# Same database, another CA name, CA keys in files: it must work and say loudly
+# that it is unsafe, at every start.
+devfile_config() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DIR/secrets/devfile-root.key" &&
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DIR/secrets/devfile-issuing.key" &&
+		cp "$DIR/test.json" "$DIR/test-pkcs11.json" &&
+		sed -e 's/"name": "dev",/"name": "devfile",/' \
+			-e 's|"signer": { "type": "pkcs11".*|"signer": { "type": "file", "root_key_file": "'"$DIR"'/secrets/devfile-root.key",|' \
+			-e 's|"pin_file": .*|"issuing_key_file": "'"$DIR"'/secrets/devfile-issuing.key" }|' \
+			-e '/"issuing_key_label": "mintca-issuing" }/d' \
+			-e 's/"dev", "manufacturer"/"devfile", "manufacturer"/' \
+			"$DIR/test-pkcs11.json" >"$DIR/test.json" &&
+		rm -f "$DIR/tls/server.crt" "$DIR/tls/server.key"
+}
+check "file signer: config with CA keys in PEM files is valid" \
+	eval 'devfile_config && "$B/mintcad" -c "$DIR/test.json" --check-config >"$W/check-devfile.out" 2>&1'
+LOG3=$DIR/mintcad-devfile.log
+check "file signer: mintcad starts" start_server "$LOG3"
+check "file signer: every start warns that the keys are not in an HSM" \
+	eval 'grep -q "\"event\":\"signer.unsafe_file_key\"" "$LOG3" && grep -q "\"event\":\"ca.unsafe\"" "$LOG3"'
+# A new CA: its chain comes over an unauthenticated bootstrap (RFC 7030 §4.1.1).
+http /.well-known/est/cacerts -k
+openssl base64 -d -in "$BODY" | openssl pkcs7 -inform DER -print_certs >"$W/devfile-chain.pem" 2>>"$W/setup.log"
+check "file signer: cacerts is a new chain, not the token CA's" \
+	eval 'status_is 200 && ! cmp -s "$BODY" "$W/cacerts.b64"'
+PKCS11_CA=$CURL_CA
+CURL_CA=$W/devfile-chain.pem
+before=$(rows)
+enroll /.well-known/est/simpleenroll "$W/restart.b64" $FACTORY
+check "file signer: enrolls, and the certificate chains to the file CA's root" \
+	eval 'got_cert devfile && openssl verify -CAfile "$W/devfile-chain.pem" "$W/devfile.pem" >/dev/null && rows_are $((before + 1))'
+check "file signer: the row names the file CA" \
+	eval '[ "$(pg -c "select ca from certificates where serial='"'"'$(serial_of "$W/devfile.pem")'"'"'")" = devfile ]'
+stop_server
+check "file signer: SIGTERM, exit 0" eval '[ "$STOP_RC" = 0 ] || { echo "exit: $STOP_RC"; false; }'
+check "file signer: no sanitizer report" no_sanitizer_report "$LOG3"
+CURL_CA=$PKCS11_CA
+
 # --- 10. secrets ---------------------------------------------------------------
 
 no_secret() { # no_secret NAME VALUE
