@@ -33,6 +33,24 @@ ASN1_OCTET_STRING *ca_key_id(X509_PUBKEY *pub)
 	return id;
 }
 
+int ca_add_akid(X509 *x, X509 *issuer, struct ca_err *err)
+{
+	const ASN1_OCTET_STRING *ikid = X509_get0_subject_key_id(issuer);
+	AUTHORITY_KEYID *akid;
+	int rc = -1;
+
+	if (ikid == NULL) {
+		ca_err_set(err, CA_E_CONFIG, "issuing CA certificate has no subjectKeyIdentifier");
+		return -1;
+	}
+	if ((akid = AUTHORITY_KEYID_new()) != NULL && (akid->keyid = ASN1_OCTET_STRING_dup(ikid)) != NULL)
+		rc = ca_add_ext(x, NID_authority_key_identifier, 0, akid, err);
+	else
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+	AUTHORITY_KEYID_free(akid);
+	return rc;
+}
+
 int ca_add_key_ids(X509 *x, X509 *issuer, struct ca_err *err)
 {
 	ASN1_OCTET_STRING *skid = ca_key_id(X509_get_X509_PUBKEY(x));

@@ -58,6 +58,9 @@ void ca_ctx_free(ca_ctx *ctx)
 	for (size_t i = 0; i < ctx->n_profiles; i++)
 		ca_profile_free_lists(&ctx->profiles[i]);
 	free(ctx->profiles);
+	for (size_t i = 0; i < ctx->n_creds; i++)
+		ca_credential_free(&ctx->creds[i]);
+	free(ctx->creds);
 	sig_close(ctx->key);
 	X509_free(ctx->cert);
 	X509_free(ctx->root);
@@ -72,6 +75,8 @@ int ca_ctx_add_profile(ca_ctx *ctx, struct ca_profile *p, struct ca_err *err)
 		ca_err_set(err, CA_E_CONFIG, "profile '%s' defined twice", p->name);
 		return -1;
 	}
+	if (p->built == NULL && ca_profile_prepare(p, err) != 0)
+		return -1;
 	n = realloc(ctx->profiles, (ctx->n_profiles + 1) * sizeof(*n));
 	if (n == NULL) {
 		ca_err_set(err, CA_E_INTERNAL, "out of memory");
@@ -81,6 +86,34 @@ int ca_ctx_add_profile(ca_ctx *ctx, struct ca_profile *p, struct ca_err *err)
 	ctx->profiles[ctx->n_profiles++] = *p;
 	memset(p, 0, sizeof(*p));
 	return 0;
+}
+
+int ca_ctx_add_credential(ca_ctx *ctx, struct ca_credential *c, struct ca_err *err)
+{
+	struct ca_credential *n;
+
+	if (ca_credential_find(ctx, c->key) != NULL) {
+		ca_err_set(err, CA_E_CONFIG, "credential '%s' defined twice", c->key);
+		return -1;
+	}
+	if (c->built == NULL && ca_credential_prepare(c, err) != 0)
+		return -1;
+	if ((n = realloc(ctx->creds, (ctx->n_creds + 1) * sizeof(*n))) == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+		return -1;
+	}
+	ctx->creds = n;
+	ctx->creds[ctx->n_creds++] = *c;
+	memset(c, 0, sizeof(*c));
+	return 0;
+}
+
+const struct ca_credential *ca_credential_find(const ca_ctx *ctx, const char *key)
+{
+	for (size_t i = 0; i < ctx->n_creds; i++)
+		if (strcmp(ctx->creds[i].key, key) == 0)
+			return &ctx->creds[i];
+	return NULL;
 }
 
 const struct ca_profile *ca_profile_find(const ca_ctx *ctx, const char *name)
@@ -109,30 +142,39 @@ X509 *ca_root_cert(const ca_ctx *ctx) { return ctx->root; }
 
 int ca_serial_new(ca_ctx *ctx, ASN1_INTEGER **out, char hex[41], struct ca_err *err)
 {
-	unsigned char b[16];
+	return ca_serial_new_len(ctx, 16, out, hex, err);
+}
+
+int ca_serial_new_len(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41], struct ca_err *err)
+{
+	unsigned char b[20];
 	BIGNUM *bn = NULL;
 	int rc = -1;
 
-	if (ctx->rand(b, sizeof(b), ctx->rand_arg) != 0) {
+	if (nbytes < 9 || nbytes > sizeof(b)) {
+		ca_err_set(err, CA_E_INTERNAL, "serial length %zu outside 9-20 octets", nbytes);
+		goto out;
+	}
+	if (ctx->rand(b, nbytes, ctx->rand_arg) != 0) {
 		ca_err_set(err, CA_E_INTERNAL, "random generator failed");
 		goto out;
 	}
-	/* Positive (RFC 5280 §4.1.2.2) and at least 120 random bits: a zero
-	 * first octet is replaced so the DER is always 16 octets long. */
+	/* Positive (RFC 5280 §4.1.2.2), nbytes*8-1 random bits at most: a zero
+	 * first octet is replaced so the DER is always nbytes octets long. */
 	b[0] &= 0x7f;
 	if (b[0] == 0)
 		b[0] = 0x01;
-	if ((bn = BN_bin2bn(b, sizeof(b), NULL)) == NULL ||
+	if ((bn = BN_bin2bn(b, (int)nbytes, NULL)) == NULL ||
 	    (*out = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
 		ca_err_ssl(err, CA_E_INTERNAL, "serial number");
 		goto out;
 	}
-	for (size_t i = 0; i < sizeof(b); i++) {
+	for (size_t i = 0; i < nbytes; i++) {
 		static const char digits[] = "0123456789abcdef";
 		hex[2 * i] = digits[b[i] >> 4];
 		hex[2 * i + 1] = digits[b[i] & 15];
 	}
-	hex[2 * sizeof(b)] = '\0';
+	hex[2 * nbytes] = '\0';
 	rc = 0;
 out:
 	BN_free(bn);

@@ -22,6 +22,7 @@ void ca_err_clear(struct ca_err *err)
 		return;
 	err->code = CA_OK;
 	err->detail[0] = '\0';
+	err->retry_after = 0;
 }
 
 static void err_vset(struct ca_err *err, enum ca_code code, const char *fmt, va_list ap)

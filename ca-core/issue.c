@@ -13,205 +13,6 @@
 
 #define SERIAL_TRIES 4
 
-static bool in_list(char *const *l, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(l[i], s) == 0)
-			return true;
-	return false;
-}
-
-static void serial_text(const ASN1_INTEGER *serial, char out[41])
-{
-	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
-	char *h = bn ? BN_bn2hex(bn) : NULL;
-	size_t i = 0;
-
-	for (; h != NULL && h[i] && i < 40; i++)
-		out[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] + 32 : h[i]);
-	out[i] = '\0';
-	OPENSSL_free(h);
-	BN_free(bn);
-}
-
-/* A certificate is renewed under the profile it was issued under, so that
- * re-enrollment never turns a 14-day certificate into a 1-year one. */
-static int same_profile(const ca_ctx *ctx, const struct ca_profile *p, X509 *old,
-			struct ca_err *err)
-{
-	char serial[41], was[CA_NAME_MAX];
-	int r;
-
-	if (ctx->store == NULL)
-		return 0;
-	serial_text(X509_get0_serialNumber(old), serial);
-	r = db_cert_profile(ctx->store, ctx->name, serial, was, sizeof(was), err);
-	if (r < 0)
-		return -1;
-	if (r > 0) {
-		ca_err_set(err, CA_E_FORBIDDEN, "certificate %s to renew is not in the store of CA '%s'",
-			   serial, ctx->name);
-		return -1;
-	}
-	if (strcmp(was, p->name) != 0) {
-		ca_err_set(err, CA_E_FORBIDDEN,
-			   "certificate %s was issued under profile '%s': renew it under that profile's label",
-			   serial, was);
-		return -1;
-	}
-	return 0;
-}
-
-/* Step 2: the requester's credential must be bound to the profile. */
-static int authorize(const ca_ctx *ctx, const struct ca_profile *p,
-		     const struct ca_issue_req *req, struct ca_err *err)
-{
-	const struct ca_requester *who = req->who;
-
-	if (who == NULL || who->kind == CA_AUTH_NONE) {
-		ca_err_set(err, CA_E_UNAUTHENTICATED, "profile '%s' requires authentication", p->name);
-		return -1;
-	}
-	if (req->renew_of != NULL) {
-		if (!p->allow_reenroll) {
-			ca_err_set(err, CA_E_FORBIDDEN, "profile '%s' does not allow re-enrollment", p->name);
-			return -1;
-		}
-		/* The certificate being renewed must be ours, whatever the transport checked. */
-		if (X509_check_issued(ctx->cert, req->renew_of) != X509_V_OK ||
-		    X509_verify(req->renew_of, X509_get0_pubkey(ctx->cert)) != 1) {
-			ca_err_ssl(err, CA_E_FORBIDDEN, "certificate to renew was not issued by CA '%s'",
-				   ctx->name);
-			return -1;
-		}
-		/* An expired certificate cannot renew itself (RFC 7030 §3.3.2). */
-		time_t now = ctx->clock(ctx->clock_arg);
-		if (X509_cmp_time(X509_get0_notAfter(req->renew_of), &now) <= 0 ||
-		    X509_cmp_time(X509_get0_notBefore(req->renew_of), &now) > 0) {
-			ca_err_set(err, CA_E_FORBIDDEN, "certificate to renew is not valid now");
-			return -1;
-		}
-		return same_profile(ctx, p, req->renew_of, err);
-	}
-	switch (who->kind) {
-	case CA_AUTH_BASIC:
-		if (in_list(p->basic_users, p->n_basic_users, who->id))
-			return 0;
-		ca_err_set(err, CA_E_FORBIDDEN, "user '%s' may not use profile '%s'", who->id, p->name);
-		return -1;
-	case CA_AUTH_CLIENT_CERT:
-		if (in_list(p->cert_anchors, p->n_cert_anchors, who->anchor))
-			return 0;
-		ca_err_set(err, CA_E_FORBIDDEN,
-			   "client certificates from '%s' may not use profile '%s'", who->anchor, p->name);
-		return -1;
-	case CA_AUTH_OPERATOR:
-		if (p->operator_allowed)
-			return 0;
-		ca_err_set(err, CA_E_FORBIDDEN, "operators may not use profile '%s'", p->name);
-		return -1;
-	default:
-		break;
-	}
-	ca_err_set(err, CA_E_UNAUTHENTICATED, "profile '%s' requires authentication", p->name);
-	return -1;
-}
-
-static bool clean_string(const ASN1_STRING *s, bool dns)
-{
-	const unsigned char *d = ASN1_STRING_get0_data(s);
-	int len = ASN1_STRING_length(s);
-
-	if (len <= 0 || len > 255)
-		return false;
-	for (int i = 0; i < len; i++) {
-		unsigned char c = d[i];
-		if (c < 0x20 || c > 0x7e)
-			return false;
-		if (dns && !(c == '-' || c == '.' || c == '*' || c == '_' ||
-			     (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-			return false;
-	}
-	return true;
-}
-
-/* Step 4: subject and SANs the profile allows; re-enrollment keeps both. */
-static int check_names(const struct ca_profile *p, const struct ca_issue_req *req,
-		       X509_REQ *csr, GENERAL_NAMES **sans_out, struct ca_err *err)
-{
-	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
-	GENERAL_NAMES *sans = NULL, *old = NULL;
-	const X509_NAME *subj = X509_REQ_get_subject_name(csr);
-	int crit = -1, n, rc = -1;
-
-	sans = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL);
-	if (sans == NULL && crit != -1) {
-		ca_err_set(err, CA_E_BAD_CSR, "RFC 5280 §4.2.1.6: subjectAltName requested twice or unreadable");
-		goto out;
-	}
-	n = sans ? sk_GENERAL_NAME_num(sans) : 0;
-	if ((unsigned)n > p->max_sans) {
-		ca_err_set(err, CA_E_NAME_REFUSED, "profile '%s' allows at most %u subjectAltNames, request has %d",
-			   p->name, p->max_sans, n);
-		goto out;
-	}
-	for (int i = 0; i < n; i++) {
-		GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
-		bool ok;
-		switch (g->type) {
-		case GEN_DNS: ok = clean_string(g->d.dNSName, true); break;
-		case GEN_EMAIL: ok = clean_string(g->d.rfc822Name, false); break;
-		case GEN_URI: ok = clean_string(g->d.uniformResourceIdentifier, false); break;
-		case GEN_IPADD: ok = g->d.iPAddress->length == 4 || g->d.iPAddress->length == 16; break;
-		default:
-			ca_err_set(err, CA_E_NAME_REFUSED, "profile '%s' does not allow this subjectAltName type", p->name);
-			goto out;
-		}
-		if (!ok) {
-			ca_err_set(err, CA_E_NAME_REFUSED, "subjectAltName %d is empty, too long or has characters RFC 5280 does not allow", i + 1);
-			goto out;
-		}
-	}
-	for (int i = 0; i < X509_NAME_entry_count(subj); i++) {
-		const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
-		if (memchr(ASN1_STRING_get0_data(v), 0, (size_t)ASN1_STRING_length(v)) != NULL) {
-			ca_err_set(err, CA_E_NAME_REFUSED, "subject attribute %d contains a NUL byte", i + 1);
-			goto out;
-		}
-	}
-	if (X509_NAME_entry_count(subj) == 0 && n == 0) {
-		ca_err_set(err, CA_E_NAME_REFUSED, "RFC 5280 §4.1.2.6: request has neither subject nor subjectAltName");
-		goto out;
-	}
-	if (req->renew_of != NULL) {
-		unsigned char *a = NULL, *b = NULL;
-		int la, lb;
-		bool same;
-		if (X509_NAME_cmp(subj, X509_get_subject_name(req->renew_of)) != 0) {
-			ca_err_set(err, CA_E_NAME_REFUSED, "RFC 7030 §4.2.2: re-enrollment must keep the subject of the current certificate");
-			goto out;
-		}
-		old = X509_get_ext_d2i(req->renew_of, NID_subject_alt_name, NULL, NULL);
-		la = old ? i2d_GENERAL_NAMES(old, &a) : 0;
-		lb = sans ? i2d_GENERAL_NAMES(sans, &b) : 0;
-		same = la == lb && (la == 0 || memcmp(a, b, (size_t)la) == 0);
-		OPENSSL_free(a);
-		OPENSSL_free(b);
-		if (!same) {
-			ca_err_set(err, CA_E_NAME_REFUSED, "RFC 7030 §4.2.2: re-enrollment must keep the subjectAltNames of the current certificate");
-			goto out;
-		}
-	}
-	*sans_out = sans;
-	sans = NULL;
-	rc = 0;
-out:
-	GENERAL_NAMES_free(sans);
-	GENERAL_NAMES_free(old);
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	return rc;
-}
-
 /* Copy the CSR's SubjectPublicKeyInfo as it is: re-encoding through an
  * EVP_PKEY costs several signatures' worth of provider round trips. */
 static int copy_spki(X509 *x, X509_REQ *csr)
@@ -251,36 +52,38 @@ fail:
 }
 
 static int add_ee_exts(const ca_ctx *ctx, const struct ca_profile *p, X509 *x, X509_REQ *csr,
-		       GENERAL_NAMES *sans, struct ca_err *err)
+		       const struct pol_decision *d, struct ca_err *err)
 {
-	BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
+	BASIC_CONSTRAINTS *bc = NULL;
 	ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
-	EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+	STACK_OF(X509_EXTENSION) *fixed = p->built->fixed;
+	unsigned bits = p->key_usage;
 	int rc = -1;
 
-	if (bc == NULL || ku == NULL || eku == NULL)
+	if (ku == NULL)
 		goto oom;
-	if (ca_add_ext(x, NID_basic_constraints, 1, bc, err) != 0)
-		goto out;
-	/* digitalSignature; RSA keys may also carry keys (keyEncipherment). */
-	if (!ASN1_BIT_STRING_set_bit(ku, 0, 1))
-		goto oom;
-	if (EVP_PKEY_get_base_id(X509_REQ_get0_pubkey(csr)) == EVP_PKEY_RSA &&
-	    !ASN1_BIT_STRING_set_bit(ku, 2, 1))
-		goto oom;
+	if (!p->no_basic_constraints) {
+		if ((bc = BASIC_CONSTRAINTS_new()) == NULL)
+			goto oom;
+		if (ca_add_ext(x, NID_basic_constraints, 1, bc, err) != 0)
+			goto out;
+	}
+	/* By key type: digitalSignature; RSA keys may also carry keys. */
+	if (bits == 0)
+		bits = 1u | (EVP_PKEY_get_base_id(X509_REQ_get0_pubkey(csr)) == EVP_PKEY_RSA ? 1u << 2 : 0);
+	for (int i = 0; i < 9; i++)
+		if ((bits & (1u << i)) && !ASN1_BIT_STRING_set_bit(ku, i, 1))
+			goto oom;
 	if (ca_add_ext(x, NID_key_usage, 1, ku, err) != 0)
 		goto out;
-	if ((p->eku & CA_EKU_SERVER_AUTH) && !sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth)))
-		goto oom;
-	if ((p->eku & CA_EKU_CLIENT_AUTH) && !sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)))
-		goto oom;
-	if (sk_ASN1_OBJECT_num(eku) > 0 && ca_add_ext(x, NID_ext_key_usage, 0, eku, err) != 0)
-		goto out;
-	if (sans != NULL && sk_GENERAL_NAME_num(sans) > 0 &&
+	for (int i = 0; i < sk_X509_EXTENSION_num(fixed); i++)
+		if (!X509_add_ext(x, sk_X509_EXTENSION_value(fixed, i), -1))
+			goto oom;
+	if (d->sans != NULL && sk_GENERAL_NAME_num(d->sans) > 0 &&
 	    ca_add_ext(x, NID_subject_alt_name,
-		       X509_NAME_entry_count(X509_get_subject_name(x)) == 0, sans, err) != 0)
+		       X509_NAME_entry_count(X509_get_subject_name(x)) == 0, d->sans, err) != 0)
 		goto out;
-	if (ca_add_key_ids(x, ctx->cert, err) != 0)
+	if ((p->no_subject_key_id ? ca_add_akid(x, ctx->cert, err) : ca_add_key_ids(x, ctx->cert, err)) != 0)
 		goto out;
 	rc = 0;
 	goto out;
@@ -289,13 +92,12 @@ oom:
 out:
 	BASIC_CONSTRAINTS_free(bc);
 	ASN1_BIT_STRING_free(ku);
-	sk_ASN1_OBJECT_free(eku); /* the objects are OpenSSL's static ones */
 	return rc;
 }
 
 /* Step 5: the to-be-signed certificate. */
 static X509 *build_tbs(ca_ctx *ctx, const struct ca_profile *p, X509_REQ *csr,
-		       GENERAL_NAMES *sans, ASN1_INTEGER *serial, struct ca_err *err)
+		       const struct pol_decision *d, ASN1_INTEGER *serial, struct ca_err *err)
 {
 	X509 *x = X509_new();
 	time_t now = ctx->clock(ctx->clock_arg);
@@ -312,14 +114,14 @@ static X509 *build_tbs(ca_ctx *ctx, const struct ca_profile *p, X509_REQ *csr,
 	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
 	    !X509_set_serialNumber(x, serial) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ctx->cert)) ||
-	    !X509_set_subject_name(x, X509_REQ_get_subject_name(csr)) ||
+	    !X509_set_subject_name(x, d->subject) ||
 	    ASN1_TIME_set(X509_getm_notBefore(x), nb) == NULL ||
 	    ASN1_TIME_set(X509_getm_notAfter(x), na) == NULL ||
 	    copy_spki(x, csr) != 0) {
 		ca_err_ssl(err, CA_E_INTERNAL, "cannot build certificate");
 		goto fail;
 	}
-	if (add_ee_exts(ctx, p, x, csr, sans, err) != 0)
+	if (add_ee_exts(ctx, p, x, csr, d, err) != 0)
 		goto fail;
 	return x;
 fail:
@@ -327,14 +129,16 @@ fail:
 	return NULL;
 }
 
+/* Who asked, for the store: the credential and, for certificates, the subject. */
 static void requester_text(const struct ca_requester *who, char *buf, size_t len)
 {
-	static const char *const kinds[] = { "anonymous", "basic", "cert", "operator" };
+	char key[CA_NAME_MAX + 16];
 
-	if (who->kind == CA_AUTH_CLIENT_CERT)
-		snprintf(buf, len, "cert:%s:%s", who->anchor, who->id);
+	ca_requester_key(who, key, sizeof(key));
+	if (who->kind == CA_AUTH_OPERATOR || who->kind == CA_AUTH_CLIENT_CERT)
+		snprintf(buf, len, "%s:%s", key, who->id);
 	else
-		snprintf(buf, len, "%s:%s", kinds[who->kind], who->id);
+		snprintf(buf, len, "%s", key);
 }
 
 static time_t asn1_to_time(const ASN1_TIME *t)
@@ -359,7 +163,7 @@ static int commit(ca_ctx *ctx, const struct ca_profile *p, const struct ca_issue
 		goto out;
 	}
 	if (req->renew_of != NULL)
-		serial_text(X509_get0_serialNumber(req->renew_of), renewed);
+		pol_serial_text(X509_get0_serialNumber(req->renew_of), renewed);
 	requester_text(req->who, requester, sizeof(requester));
 	row = (struct db_cert_row){
 		.serial_hex = res->serial_hex, .ca = ctx->name, .subject = subject,
@@ -377,12 +181,44 @@ out:
 	return rc;
 }
 
+/* Step 5b: the rate limits of the profile and of the credential, counted in
+ * the store so that they hold across server processes. */
+static int take_rate(ca_ctx *ctx, const struct ca_profile *p, const struct pol_decision *d,
+		     const struct ca_requester *who, struct ca_err *err)
+{
+	struct db_rate rates[2];
+	char pkey[CA_NAME_MAX + 16], ckey[2 * CA_NAME_MAX + 16], cred[CA_NAME_MAX + 16];
+	size_t n = 0, which = 0;
+	unsigned retry = 0;
+	int r;
+
+	if (ctx->store == NULL)
+		return 0;
+	if (p->rate_count > 0) {
+		snprintf(pkey, sizeof(pkey), "profile:%s", p->name);
+		rates[n++] = (struct db_rate){ pkey, p->rate_count, p->rate_window_s };
+	}
+	if (d->cred != NULL && d->cred->rate_count > 0) {
+		ca_requester_key(who, cred, sizeof(cred));
+		snprintf(ckey, sizeof(ckey), "credential:%s", cred);
+		rates[n++] = (struct db_rate){ ckey, d->cred->rate_count, d->cred->rate_window_s };
+	}
+	if (n == 0)
+		return 0;
+	if ((r = db_rate_take(ctx->store, rates, n, &which, &retry, err)) <= 0)
+		return r;
+	ca_err_set(err, CA_E_RATE_LIMITED, "rate limit of %s reached: %u certificates per %u s; retry in %u s",
+		   rates[which].key, rates[which].limit, rates[which].window_s, retry);
+	err->retry_after = retry;
+	return -1;
+}
+
 int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *res,
 	     struct ca_err *err)
 {
 	const struct ca_profile *p;
 	X509_REQ *csr = NULL;
-	GENERAL_NAMES *sans = NULL;
+	struct pol_decision d = { 0 };
 	ASN1_INTEGER *serial = NULL;
 	X509 *x = NULL;
 	int rc = -1, tries, len;
@@ -394,23 +230,25 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 		goto out;
 	}
 	/* 2. who may ask: decided before anything they sent is parsed */
-	if (authorize(ctx, p, req, err) != 0)
+	if (pol_authorize(ctx, p, req->who, req->renew_of, NULL, err) != 0)
 		goto out;
-	/* 3. CSR: decode, proof of possession, key */
-	if ((csr = ca_csr_decode(req->csr_der, req->csr_len, err)) == NULL ||
-	    ca_csr_check_key(csr, p, err) != 0)
+	/* 3. CSR: decode, proof of possession */
+	if ((csr = ca_csr_decode(req->csr_der, req->csr_len, err)) == NULL)
 		goto out;
-	/* 4. names */
-	if (check_names(p, req, csr, &sans, err) != 0)
+	/* 4. policy: key, subject, SANs, the credential's name bindings */
+	if (pol_check(ctx, p, req->who, csr, req->renew_of, &d, NULL, err) != 0)
+		goto out;
+	/* 4b. rate limits */
+	if (take_rate(ctx, p, &d, req->who, err) != 0)
 		goto out;
 	for (tries = 0;; tries++) {
 		int r;
 		/* 5. build the TBS around a fresh serial */
-		if (ca_serial_new(ctx, &serial, res->serial_hex, err) != 0 ||
-		    (x = build_tbs(ctx, p, csr, sans, serial, err)) == NULL)
+		if (ca_serial_new_len(ctx, p->serial_bytes ? p->serial_bytes : 16, &serial, res->serial_hex, err) != 0 ||
+		    (x = build_tbs(ctx, p, csr, &d, serial, err)) == NULL)
 			goto out;
 		/* 6. lint */
-		if (ca_lint(ctx, x, err) != 0)
+		if (ca_lint(ctx, x, csr, err) != 0)
 			goto out;
 		/* 7. reserve the serial: the database enforces uniqueness */
 		if (ctx->store == NULL)
@@ -439,7 +277,7 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 	}
 	res->der_len = (size_t)len;
 	/* 9. commit */
-	if (ctx->store != NULL && commit(ctx, p, req, x, sans, res, err) != 0)
+	if (ctx->store != NULL && commit(ctx, p, req, x, d.sans, res, err) != 0)
 		goto out;
 	res->cert = x;
 	x = NULL;
@@ -449,7 +287,7 @@ out:
 		ca_issue_res_free(res);
 	X509_free(x);
 	ASN1_INTEGER_free(serial);
-	GENERAL_NAMES_free(sans);
+	pol_decision_free(&d);
 	X509_REQ_free(csr);
 	return rc;
 }

@@ -3,7 +3,47 @@
 #include <openssl/x509v3.h>
 #include "ca_int.h"
 
-int ca_lint(const ca_ctx *ctx, X509 *x, struct ca_err *err)
+/* Key usage bits that make no sense for the subject's key (RFC 5480 §3,
+ * RFC 8410 §5, RFC 4055 §1.2) or for an end entity (keyCertSign). */
+static int lint_key_usage(X509 *x, X509_REQ *csr, struct ca_err *err)
+{
+	ASN1_BIT_STRING *ku = X509_get_ext_d2i(x, NID_key_usage, NULL, NULL);
+	int type = EVP_PKEY_get_base_id(X509_REQ_get0_pubkey(csr)), rc = -1;
+	static const struct { int bit; const char *name; } encipher[] = {
+		{ 2, "keyEncipherment" }, { 3, "dataEncipherment" },
+	};
+
+	if (ku == NULL)
+		return 0;
+	if (ASN1_STRING_length(ku) == 0) {
+		ca_err_set(err, CA_E_CONFIG, "lint: RFC 5280 §4.2.1.3: keyUsage with no bit set");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(encipher) / sizeof(encipher[0]); i++)
+		if (type != EVP_PKEY_RSA && ASN1_BIT_STRING_get_bit(ku, encipher[i].bit)) {
+			ca_err_set(err, CA_E_KEY_REFUSED, "lint: RFC 5480 §3 / RFC 8410 §5: %s is not possible with a %s key",
+				   encipher[i].name, OBJ_nid2sn(type));
+			goto out;
+		}
+	if (type == EVP_PKEY_RSA && ASN1_BIT_STRING_get_bit(ku, 4)) {
+		ca_err_set(err, CA_E_KEY_REFUSED, "lint: keyAgreement is not possible with an RSA key");
+		goto out;
+	}
+	if (type == EVP_PKEY_ED25519 && ASN1_BIT_STRING_get_bit(ku, 4)) {
+		ca_err_set(err, CA_E_KEY_REFUSED, "lint: RFC 8410 §5: keyAgreement is not possible with an Ed25519 key");
+		goto out;
+	}
+	if (ASN1_BIT_STRING_get_bit(ku, 5) || ASN1_BIT_STRING_get_bit(ku, 6)) {
+		ca_err_set(err, CA_E_CONFIG, "lint: RFC 5280 §4.2.1.3: keyCertSign/cRLSign in an end-entity certificate");
+		goto out;
+	}
+	rc = 0;
+out:
+	ASN1_BIT_STRING_free(ku);
+	return rc;
+}
+
+int ca_lint(const ca_ctx *ctx, X509 *x, X509_REQ *csr, struct ca_err *err)
 {
 	const ASN1_INTEGER *serial = X509_get0_serialNumber(x);
 	int n = X509_get_ext_count(x), day, sec;
@@ -40,6 +80,8 @@ int ca_lint(const ca_ctx *ctx, X509 *x, struct ca_err *err)
 			return -1;
 		}
 	}
+	if (lint_key_usage(x, csr, err) != 0)
+		return -1;
 	/* §4.2: an extension appears at most once. */
 	for (int i = 0; i < n; i++) {
 		const ASN1_OBJECT *oi = X509_EXTENSION_get_object(X509_get_ext(x, i));

@@ -31,6 +31,8 @@ enum db_stmt_id {
 	DB_S_CERT_PROFILE,
 	DB_S_LOCK,
 	DB_S_UNLOCK,
+	DB_S_RATE_TAKE,
+	DB_S_RATE_PRUNE,
 	DB_S_COUNT_
 };
 _Static_assert(DB_S_COUNT_ <= 32, "db_conn.prepared has 32 bits");
@@ -49,6 +51,7 @@ struct db_conn {
 	unsigned prepared;        /* bit per enum db_stmt_id */
 	int n_locks;              /* session advisory locks held (db_lock) */
 	int recovered;            /* set by db_conn_recover() on success */
+	unsigned rate_calls;      /* db_rate_take() calls (prunes every 1000th) */
 	struct db_conn *prev, *next;
 };
 

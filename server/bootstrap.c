@@ -151,6 +151,9 @@ ca_ctx *srv_open_ca(struct cfg *c, db_store *st, sig_p11 **p11, struct ca_err *e
 	for (size_t i = 0; i < c->n_profiles; i++)
 		if (ca_ctx_add_profile(ca, &c->profiles[i], err) != 0)
 			goto fail;
+	for (size_t i = 0; i < c->n_creds; i++)
+		if (ca_ctx_add_credential(ca, &c->creds[i], err) != 0)
+			goto fail;
 	if (ca_profile_find(ca, SRV_TLS_PROFILE) == NULL && ca_ctx_add_profile(ca, &tls, err) != 0)
 		goto fail;
 	return ca;

@@ -10,6 +10,7 @@
 #include "mintca/cfg.h"
 #include "mintca/log.h"
 #include "mintca/secret.h"
+#include "cfg_int.h"
 
 enum ftype { F_STR, F_UINT, F_OBJ_SKIP };
 
@@ -73,11 +74,6 @@ static const char *const top_keys[] = {
 	"server", "tls", "database", "ca", "log", "est", "users", "client_cert_anchors", "profiles", NULL,
 };
 
-struct loader {
-	const char *path;
-	char *text; /* the file, to find the line a key is on */
-	struct ca_err *err;
-};
 
 /* Find the n-th (0-based) `"tok"` at or after from; NULL if absent. */
 static const char *find_token(const char *from, const char *tok, size_t toklen, int n)
@@ -133,9 +129,7 @@ count:
 	return line;
 }
 
-static int fail(struct loader *l, const char *path, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(struct loader *l, const char *path, const char *key, const char *fmt, ...)
+int cfg_fail(struct loader *l, const char *path, const char *key, const char *fmt, ...)
 {
 	char why[160];
 	va_list ap;
@@ -147,7 +141,7 @@ static int fail(struct loader *l, const char *path, const char *key, const char 
 	return -1;
 }
 
-static int check_keys(struct loader *l, json_t *obj, const char *path,
+int cfg_check_keys(struct loader *l, json_t *obj, const char *path,
 		      const struct field *fields, const char *const *names)
 {
 	const char *k;
@@ -162,7 +156,7 @@ static int check_keys(struct loader *l, json_t *obj, const char *path,
 		if (!known) {
 			char p[128];
 			snprintf(p, sizeof(p), "%s.%s", path, k);
-			return fail(l, p, k, "unknown key");
+			return cfg_fail(l, p, k, "unknown key");
 		}
 	}
 	return 0;
@@ -172,8 +166,8 @@ static int load_fields(struct loader *l, struct cfg *c, json_t *obj, const char 
 		       const struct field *fields)
 {
 	if (obj != NULL && !json_is_object(obj))
-		return fail(l, path, strrchr(path, '.') ? strrchr(path, '.') + 1 : path, "must be an object");
-	if (obj != NULL && check_keys(l, obj, path, fields, NULL) != 0)
+		return cfg_fail(l, path, strrchr(path, '.') ? strrchr(path, '.') + 1 : path, "must be an object");
+	if (obj != NULL && cfg_check_keys(l, obj, path, fields, NULL) != 0)
 		return -1;
 	for (const struct field *f = fields; f->key; f++) {
 		json_t *v = obj ? json_object_get(obj, f->key) : NULL;
@@ -182,19 +176,19 @@ static int load_fields(struct loader *l, struct cfg *c, json_t *obj, const char 
 		if (f->type == F_OBJ_SKIP)
 			continue;
 		if (v == NULL && f->required)
-			return fail(l, p, NULL, "required key is missing");
+			return cfg_fail(l, p, NULL, "required key is missing");
 		if (f->type == F_STR) {
 			const char *s = v ? json_string_value(v) : f->def_str;
 			if (v != NULL && (s == NULL || s[0] == '\0'))
-				return fail(l, p, f->key, "must be a non-empty string");
+				return cfg_fail(l, p, f->key, "must be a non-empty string");
 			if (s != NULL && (*(char **)((char *)c + f->off) = strdup(s)) == NULL)
-				return fail(l, p, f->key, "out of memory");
+				return cfg_fail(l, p, f->key, "out of memory");
 		} else {
 			json_int_t n = v ? json_integer_value(v) : (json_int_t)f->def_num;
 			if (v != NULL && !json_is_integer(v))
-				return fail(l, p, f->key, "must be an integer");
+				return cfg_fail(l, p, f->key, "must be an integer");
 			if (n < (json_int_t)f->min || (unsigned long long)n > f->max)
-				return fail(l, p, f->key, "must be between %llu and %llu", f->min, f->max);
+				return cfg_fail(l, p, f->key, "must be between %llu and %llu", f->min, f->max);
 			if (f->off == offsetof(struct cfg, max_body_bytes))
 				c->max_body_bytes = (size_t)n;
 			else
@@ -210,7 +204,7 @@ static int load_signer(struct loader *l, struct cfg *c, json_t *ca)
 	const char *type = json_string_value(json_object_get(s, "type"));
 
 	if (!json_is_object(s))
-		return fail(l, "ca.signer", "signer", "required object is missing");
+		return cfg_fail(l, "ca.signer", "signer", "required object is missing");
 	if (type != NULL && strcmp(type, "pkcs11") == 0) {
 		c->signer = CFG_SIGNER_PKCS11;
 		return load_fields(l, c, s, "ca.signer", p11_fields);
@@ -219,11 +213,10 @@ static int load_signer(struct loader *l, struct cfg *c, json_t *ca)
 		c->signer = CFG_SIGNER_FILE;
 		return load_fields(l, c, s, "ca.signer", file_fields);
 	}
-	return fail(l, "ca.signer.type", "type", "must be \"pkcs11\" or \"file\" (file: development only)");
+	return cfg_fail(l, "ca.signer.type", "type", "must be \"pkcs11\" or \"file\" (file: development only)");
 }
 
-/* A JSON array of non-empty strings into a malloc'd list. */
-static int load_names(struct loader *l, json_t *arr, const char *path, const char *key,
+int cfg_load_names(struct loader *l, json_t *arr, const char *path, const char *key,
 		      char ***out, size_t *n)
 {
 	size_t i;
@@ -234,26 +227,20 @@ static int load_names(struct loader *l, json_t *arr, const char *path, const cha
 	if (arr == NULL)
 		return 0;
 	if (!json_is_array(arr))
-		return fail(l, path, key, "must be an array of strings");
+		return cfg_fail(l, path, key, "must be an array of strings");
 	if ((*out = calloc(json_array_size(arr) + 1, sizeof(char *))) == NULL)
-		return fail(l, path, key, "out of memory");
+		return cfg_fail(l, path, key, "out of memory");
 	json_array_foreach(arr, i, v) {
 		if (!json_is_string(v) || json_string_length(v) == 0)
-			return fail(l, path, key, "element %zu must be a non-empty string", i);
+			return cfg_fail(l, path, key, "element %zu must be a non-empty string", i);
 		if (((*out)[i] = strdup(json_string_value(v))) == NULL)
-			return fail(l, path, key, "out of memory");
+			return cfg_fail(l, path, key, "out of memory");
 		(*n)++;
 	}
 	return 0;
 }
 
-static const char *const profile_keys[] = {
-	"name", "key_types", "rsa_min_bits", "rsa_max_bits", "validity_days", "validity_seconds",
-	"backdate_seconds", "extended_key_usage", "max_sans", "auth", NULL,
-};
-static const char *const auth_keys[] = { "basic_users", "client_cert_anchors", "reenroll", "operator", NULL };
-
-static int get_int(struct loader *l, json_t *o, const char *path, const char *key,
+int cfg_get_int(struct loader *l, json_t *o, const char *path, const char *key,
 		   long long lo, long long hi, long long def, long long *out)
 {
 	json_t *v = json_object_get(o, key);
@@ -265,12 +252,12 @@ static int get_int(struct loader *l, json_t *o, const char *path, const char *ke
 		return 0;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-		return fail(l, p, key, "must be an integer between %lld and %lld", lo, hi);
+		return cfg_fail(l, p, key, "must be an integer between %lld and %lld", lo, hi);
 	*out = json_integer_value(v);
 	return 0;
 }
 
-static int get_bool(struct loader *l, json_t *o, const char *path, const char *key, bool *out)
+int cfg_get_bool(struct loader *l, json_t *o, const char *path, const char *key, bool *out)
 {
 	json_t *v = json_object_get(o, key);
 	char p[128];
@@ -279,77 +266,22 @@ static int get_bool(struct loader *l, json_t *o, const char *path, const char *k
 	if (v == NULL)
 		return 0;
 	if (!json_is_boolean(v))
-		return fail(l, p, key, "must be true or false");
+		return cfg_fail(l, p, key, "must be true or false");
 	*out = json_is_true(v);
 	return 0;
 }
 
-static int load_profile(struct loader *l, json_t *o, const char *path, struct ca_profile *p)
+/* A user's or anchor's allowed_names / rate_limit, when it has any. */
+static int add_binding(struct loader *l, struct cfg *c, json_t *o, const char *path,
+		       const char *kind, const char *name)
 {
-	json_t *v, *auth;
-	const char *name = json_string_value(json_object_get(o, "name"));
-	size_t i;
-	long long n, days, secs;
-	char sub[128];
+	struct ca_credential *cr = &c->creds[c->n_creds];
 
-	if (!json_is_object(o))
-		return fail(l, path, "profiles", "must be an object");
-	if (check_keys(l, o, path, NULL, profile_keys) != 0)
-		return -1;
-	if (name == NULL || name[0] == '\0' || strlen(name) >= CA_NAME_MAX ||
-	    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(name))
-		return fail(l, path, "name", "\"name\" must be 1-63 characters of a-z 0-9 - _ (it is an EST label)");
-	strcpy(p->name, name);
-	snprintf(sub, sizeof(sub), "%s.key_types", path);
-	v = json_object_get(o, "key_types");
-	if (!json_is_array(v) || json_array_size(v) == 0)
-		return fail(l, sub, "key_types", "must be a non-empty array of \"ec-p256\", \"ec-p384\", \"rsa\", \"ed25519\"");
-	json_array_foreach(v, i, auth) {
-		unsigned bit = json_is_string(auth) ? ca_key_type_from_name(json_string_value(auth)) : 0;
-		if (bit == 0)
-			return fail(l, sub, "key_types", "element %zu: unknown key type (ec-p256, ec-p384, rsa, ed25519)", i);
-		p->key_types |= bit;
-	}
-	if (get_int(l, o, path, "rsa_min_bits", 2048, 4096, 2048, &n) != 0)
-		return -1;
-	p->rsa_min_bits = (unsigned)n;
-	if (get_int(l, o, path, "rsa_max_bits", 2048, 4096, 4096, &n) != 0)
-		return -1;
-	p->rsa_max_bits = (unsigned)n;
-	if (p->rsa_min_bits > p->rsa_max_bits)
-		return fail(l, path, "rsa_min_bits", "rsa_min_bits is larger than rsa_max_bits");
-	if (get_int(l, o, path, "validity_days", 0, 36500, 0, &days) != 0 ||
-	    get_int(l, o, path, "validity_seconds", 0, 36500LL * 86400, 0, &secs) != 0)
-		return -1;
-	if ((days == 0) == (secs == 0))
-		return fail(l, path, "validity_days", "give exactly one of validity_days and validity_seconds");
-	p->validity_seconds = days ? days * 86400 : secs;
-	if (get_int(l, o, path, "backdate_seconds", 0, 86400, 60, &p->backdate_seconds) != 0 ||
-	    get_int(l, o, path, "max_sans", 0, 100, 4, &n) != 0)
-		return -1;
-	p->max_sans = (unsigned)n;
-	snprintf(sub, sizeof(sub), "%s.extended_key_usage", path);
-	v = json_object_get(o, "extended_key_usage");
-	if (v != NULL && !json_is_array(v))
-		return fail(l, sub, "extended_key_usage", "must be an array of \"clientAuth\", \"serverAuth\"");
-	json_array_foreach(v, i, auth) {
-		unsigned bit = json_is_string(auth) ? ca_eku_from_name(json_string_value(auth)) : 0;
-		if (bit == 0)
-			return fail(l, sub, "extended_key_usage", "element %zu: unknown usage (clientAuth, serverAuth)", i);
-		p->eku |= bit;
-	}
-	snprintf(sub, sizeof(sub), "%s.auth", path);
-	auth = json_object_get(o, "auth");
-	if (auth != NULL && (!json_is_object(auth) || check_keys(l, auth, sub, NULL, auth_keys) != 0))
-		return auth && !json_is_object(auth) ? fail(l, sub, "auth", "must be an object") : -1;
-	if (load_names(l, json_object_get(auth, "basic_users"), sub, "basic_users",
-		       &p->basic_users, &p->n_basic_users) != 0 ||
-	    load_names(l, json_object_get(auth, "client_cert_anchors"), sub, "client_cert_anchors",
-		       &p->cert_anchors, &p->n_cert_anchors) != 0 ||
-	    get_bool(l, auth, sub, "reenroll", &p->allow_reenroll) != 0 ||
-	    get_bool(l, auth, sub, "operator", &p->operator_allowed) != 0)
-		return -1;
-	return 0;
+	if (json_object_get(o, "allowed_names") == NULL && json_object_get(o, "rate_limit") == NULL)
+		return 0;
+	snprintf(cr->key, sizeof(cr->key), "%s:%s", kind, name);
+	c->n_creds++;
+	return cfg_load_binding(l, o, path, cr);
 }
 
 static int load_arrays(struct loader *l, struct cfg *c, json_t *root)
@@ -360,49 +292,54 @@ static int load_arrays(struct loader *l, struct cfg *c, json_t *root)
 	char path[64];
 
 	if ((users && !json_is_array(users)) || (anchors && !json_is_array(anchors)))
-		return fail(l, users && !json_is_array(users) ? "users" : "client_cert_anchors", NULL, "must be an array");
+		return cfg_fail(l, users && !json_is_array(users) ? "users" : "client_cert_anchors", NULL, "must be an array");
 	c->users = calloc(json_array_size(users) + 1, sizeof(*c->users));
 	c->anchors = calloc(json_array_size(anchors) + 1, sizeof(*c->anchors));
-	if (c->users == NULL || c->anchors == NULL)
-		return fail(l, "users", NULL, "out of memory");
+	c->creds = calloc(json_array_size(users) + json_array_size(anchors) + 1, sizeof(*c->creds));
+	if (c->users == NULL || c->anchors == NULL || c->creds == NULL)
+		return cfg_fail(l, "users", NULL, "out of memory");
 	json_array_foreach(users, i, v) {
 		const char *name = json_string_value(json_object_get(v, "name"));
 		const char *hash = json_string_value(json_object_get(v, "password_hash"));
-		static const char *const keys[] = { "name", "password_hash", NULL };
+		static const char *const keys[] = { "name", "password_hash", "allowed_names", "rate_limit", NULL };
 		snprintf(path, sizeof(path), "users[%zu]", i);
-		if (!json_is_object(v) || check_keys(l, v, path, NULL, keys) != 0)
-			return json_is_object(v) ? -1 : fail(l, path, "users", "must be an object");
+		if (!json_is_object(v) || cfg_check_keys(l, v, path, NULL, keys) != 0)
+			return json_is_object(v) ? -1 : cfg_fail(l, path, "users", "must be an object");
 		if (name == NULL || name[0] == '\0' || strchr(name, ':') != NULL)
-			return fail(l, path, "name", "\"name\" must be a non-empty string without ':'");
+			return cfg_fail(l, path, "name", "\"name\" must be a non-empty string without ':'");
 		if (hash == NULL || sec_hash_valid(hash) != 0)
-			return fail(l, path, "password_hash", "\"password_hash\" must come from `mintctl passwd` (pbkdf2-sha256$...)");
+			return cfg_fail(l, path, "password_hash", "\"password_hash\" must come from `mintctl passwd` (pbkdf2-sha256$...)");
 		if (cfg_user_find(c, name) != NULL)
-			return fail(l, path, name, "user '%s' defined twice", name);
+			return cfg_fail(l, path, name, "user '%s' defined twice", name);
 		c->users[c->n_users].name = strdup(name);
 		c->users[c->n_users++].password_hash = strdup(hash);
+		if (add_binding(l, c, v, path, "basic", name) != 0)
+			return -1;
 	}
 	json_array_foreach(anchors, i, v) {
 		const char *name = json_string_value(json_object_get(v, "name"));
 		const char *file = json_string_value(json_object_get(v, "ca_file"));
-		static const char *const keys[] = { "name", "ca_file", NULL };
+		static const char *const keys[] = { "name", "ca_file", "allowed_names", "rate_limit", NULL };
 		snprintf(path, sizeof(path), "client_cert_anchors[%zu]", i);
-		if (!json_is_object(v) || check_keys(l, v, path, NULL, keys) != 0)
-			return json_is_object(v) ? -1 : fail(l, path, "client_cert_anchors", "must be an object");
+		if (!json_is_object(v) || cfg_check_keys(l, v, path, NULL, keys) != 0)
+			return json_is_object(v) ? -1 : cfg_fail(l, path, "client_cert_anchors", "must be an object");
 		if (name == NULL || name[0] == '\0' || strlen(name) >= CA_NAME_MAX || file == NULL || file[0] == '\0')
-			return fail(l, path, "name", "needs \"name\" (1-63 characters) and \"ca_file\"");
+			return cfg_fail(l, path, "name", "needs \"name\" (1-63 characters) and \"ca_file\"");
 		if (strcmp(name, c->ca_name) == 0)
-			return fail(l, path, "name", "'%s' is the name of this server's own CA", name);
+			return cfg_fail(l, path, "name", "'%s' is the name of this server's own CA", name);
 		c->anchors[c->n_anchors].name = strdup(name);
 		c->anchors[c->n_anchors++].ca_file = strdup(file);
+		if (add_binding(l, c, v, path, "cert", name) != 0)
+			return -1;
 	}
 	if (!json_is_array(profiles) || json_array_size(profiles) == 0)
-		return fail(l, "profiles", "profiles", "at least one profile is required");
+		return cfg_fail(l, "profiles", "profiles", "at least one profile is required");
 	if ((c->profiles = calloc(json_array_size(profiles), sizeof(*c->profiles))) == NULL)
-		return fail(l, "profiles", NULL, "out of memory");
+		return cfg_fail(l, "profiles", NULL, "out of memory");
 	json_array_foreach(profiles, i, v) {
 		snprintf(path, sizeof(path), "profiles[%zu]", i);
 		c->n_profiles++;
-		if (load_profile(l, v, path, &c->profiles[i]) != 0)
+		if (cfg_load_profile(l, v, path, &c->profiles[i]) != 0)
 			return -1;
 	}
 	return 0;
@@ -425,25 +362,25 @@ static int cross_check(struct loader *l, struct cfg *c)
 	bool found = c->est_default_profile == NULL;
 
 	if (log_set_level_name(c->log_level) != 0)
-		return fail(l, "log.level", "level", "must be debug, info, warn or error");
+		return cfg_fail(l, "log.level", "level", "must be debug, info, warn or error");
 	for (size_t i = 0; i < c->n_profiles; i++) {
 		const struct ca_profile *p = &c->profiles[i];
 		snprintf(path, sizeof(path), "profiles[%zu]", i);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(c->profiles[j].name, p->name) == 0)
-				return fail(l, path, "name", "profile '%s' defined twice", p->name);
+				return cfg_fail(l, path, "name", "profile '%s' defined twice", p->name);
 		snprintf(path, sizeof(path), "profiles[%zu].auth", i);
 		for (size_t j = 0; j < p->n_basic_users; j++)
 			if (cfg_user_find(c, p->basic_users[j]) == NULL)
-				return fail(l, path, p->basic_users[j], "user '%s' is not in \"users\"", p->basic_users[j]);
+				return cfg_fail(l, path, p->basic_users[j], "user '%s' is not in \"users\"", p->basic_users[j]);
 		for (size_t j = 0; j < p->n_cert_anchors; j++)
 			if (!anchor_known(c, p->cert_anchors[j]))
-				return fail(l, path, p->cert_anchors[j],
+				return cfg_fail(l, path, p->cert_anchors[j],
 					    "anchor '%s' is neither in \"client_cert_anchors\" nor this CA's name", p->cert_anchors[j]);
 		found |= c->est_default_profile && strcmp(p->name, c->est_default_profile) == 0;
 	}
 	if (!found)
-		return fail(l, "est.default_profile", "default_profile", "no profile named '%s'", c->est_default_profile);
+		return cfg_fail(l, "est.default_profile", "default_profile", "no profile named '%s'", c->est_default_profile);
 	return 0;
 }
 
@@ -492,10 +429,10 @@ struct cfg *cfg_load(const char *path, struct ca_err *err)
 		goto fail;
 	}
 	if (!json_is_object(root)) {
-		fail(&l, "(top)", NULL, "the file must hold one JSON object");
+		cfg_fail(&l, "(top)", NULL, "the file must hold one JSON object");
 		goto fail;
 	}
-	if (check_keys(&l, root, "(top)", NULL, top_keys) != 0)
+	if (cfg_check_keys(&l, root, "(top)", NULL, top_keys) != 0)
 		goto fail;
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		json_t *o = json_object_get(root, sections[i].key);
@@ -548,5 +485,8 @@ void cfg_free(struct cfg *c)
 	for (size_t i = 0; i < c->n_profiles; i++)
 		ca_profile_free_lists(&c->profiles[i]);
 	free(c->profiles);
+	for (size_t i = 0; i < c->n_creds; i++)
+		ca_credential_free(&c->creds[i]);
+	free(c->creds);
 	free(c);
 }

@@ -113,8 +113,9 @@ static void append_body(struct req_state *s, const char *data, size_t n, size_t 
 
 static enum MHD_Result send_answer(struct MHD_Connection *c, struct req_state *s, const char *method,
 				   const char *url, unsigned status, const char *ctype, bool b64,
-				   bool ask_auth, const char *body, size_t len)
+				   bool ask_auth, unsigned retry_after, const char *body, size_t len)
 {
+	char retry[16];
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	struct timespec end;
 	char ms[32], st[8];
@@ -128,6 +129,10 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, struct req_state *s
 		MHD_add_response_header(r, "Content-Transfer-Encoding", "base64");
 	if (ask_auth)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"mintca EST\"");
+	if (retry_after > 0) {
+		snprintf(retry, sizeof(retry), "%u", retry_after);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+	}
 	MHD_add_response_header(r, "X-Request-Id", s->id);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
@@ -143,7 +148,7 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, struct req_state *s
 static enum MHD_Result send_text(struct MHD_Connection *c, struct req_state *s, const char *method,
 				 const char *url, unsigned status, const char *text)
 {
-	return send_answer(c, s, method, url, status, "text/plain; charset=utf-8", false, false,
+	return send_answer(c, s, method, url, status, "text/plain; charset=utf-8", false, false, 0,
 			   text, strlen(text));
 }
 
@@ -242,7 +247,7 @@ static enum MHD_Result handle_est(struct srv_http *h, struct MHD_Connection *c, 
 	};
 	est_handle(h->ca, h->cfg->est_default_profile, &req, &resp);
 	ret = send_answer(c, s, method, url, resp.status, resp.content_type, resp.base64_transfer,
-			  resp.ask_basic_auth, resp.body ? resp.body : "", resp.body_len);
+			  resp.ask_basic_auth, resp.retry_after, resp.body ? resp.body : "", resp.body_len);
 	est_response_free(&resp);
 	X509_free(peer);
 	return ret;

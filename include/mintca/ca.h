@@ -30,6 +30,40 @@ enum ca_eku {
 
 #define CA_NAME_MAX 64
 
+/* What happens to a subject attribute of the CSR. */
+enum ca_subject_rule {
+	CA_SUBJ_KEEP,     /* copied when present (pattern checked if given) */
+	CA_SUBJ_REQUIRE,  /* must be present (and match the pattern) */
+	CA_SUBJ_OVERRIDE, /* replaced by the profile's value, whatever the CSR says */
+	CA_SUBJ_DROP,     /* left out of the certificate */
+	CA_SUBJ_REFUSE,   /* its presence refuses the request */
+};
+
+struct ca_subject_attr {
+	char type[16];             /* short name: "CN", "O", "serialNumber", ... */
+	enum ca_subject_rule rule;
+	char *value;               /* OVERRIDE */
+	char *pattern;             /* POSIX extended regex, whole value; or NULL */
+};
+
+/* subjectAltName kinds a profile rules on; HWSERIAL is the otherName
+ * hardwareModuleName (RFC 4108 §5) whose serial number the pattern checks. */
+enum ca_san_kind { CA_SAN_DNS, CA_SAN_IP, CA_SAN_URI, CA_SAN_EMAIL, CA_SAN_HWSERIAL, CA_SAN_KINDS };
+
+struct ca_san_rule {
+	unsigned min, max;         /* max 0: this kind is refused */
+	char *pattern;             /* POSIX extended regex on the text form, or NULL */
+};
+
+struct ca_custom_ext {
+	char *oid;                 /* dotted */
+	bool critical;
+	unsigned char *der;        /* the extnValue contents, DER */
+	size_t der_len;
+};
+
+struct ca_profile_built;       /* compiled patterns and fixed extensions */
+
 /* A certificate profile: what may be issued and who may ask for it. */
 struct ca_profile {
 	char name[CA_NAME_MAX];
@@ -48,9 +82,56 @@ struct ca_profile {
 	size_t n_cert_anchors;
 	bool operator_allowed;       /* the operator CLI and the server itself */
 	bool internal;               /* the server's own; no protocol label reaches it */
+
+	/* Subject: rules per attribute type; the others follow subject_other
+	 * (KEEP, DROP or REFUSE). No rules at all: the CSR's subject is kept. */
+	struct ca_subject_attr *subject;
+	size_t n_subject;
+	enum ca_subject_rule subject_other;
+	/* SAN rules per kind; when none is set, DNS/IP/URI/email up to max_sans. */
+	struct ca_san_rule san[CA_SAN_KINDS];
+	bool san_rules;
+	/* Extensions. key_usage: bit n is KeyUsage bit n (RFC 5280 §4.2.1.3:
+	 * 0 digitalSignature ... 8 decipherOnly); 0 = by key type
+	 * (digitalSignature, plus keyEncipherment for RSA). */
+	unsigned key_usage;
+	char **eku_oids;             /* dotted OIDs beyond the eku bits */
+	size_t n_eku_oids;
+	bool no_basic_constraints;   /* leave out CA:FALSE (compact profiles) */
+	bool no_subject_key_id;      /* leave out the SKID (compact profiles) */
+	unsigned serial_bytes;       /* 9-20 octets, 0 = 16 */
+	char **policies;             /* certificatePolicies OIDs */
+	size_t n_policies;
+	char **crl_urls, **ocsp_urls, **ca_issuers_urls;
+	size_t n_crl_urls, n_ocsp_urls, n_ca_issuers_urls;
+	char **nc_permitted_dns, **nc_excluded_dns; /* nameConstraints (sub-CA profiles) */
+	size_t n_nc_permitted_dns, n_nc_excluded_dns;
+	struct ca_custom_ext *custom;
+	size_t n_custom;
+	/* Rate limit for the whole profile: count per window_s, 0 = none. */
+	unsigned rate_count, rate_window_s;
+	struct ca_profile_built *built; /* set by ca_profile_prepare() */
 };
 
-/* Free the name lists inside a profile (not the profile itself). */
+/* Check a filled-in profile and build what does not change per request
+ * (compiled patterns, fixed extensions). Called once at load; ca_issue needs
+ * it. 0, or -1 with err naming the profile and the reason. */
+int ca_profile_prepare(struct ca_profile *p, struct ca_err *err) __attribute__((warn_unused_result));
+
+/* A credential: who may ask, and for which names (credential-level bindings;
+ * the profile lists which credentials may use it). Name patterns are POSIX
+ * extended regexes on the whole value; NULL allows any. */
+struct ca_credential {
+	char key[CA_NAME_MAX + 16];  /* "basic:<user>", "cert:<anchor>", "operator" */
+	char *cn_pattern;
+	char *san_pattern;           /* every SAN, in text form ("DNS:x", "IP:1.2.3.4") */
+	unsigned rate_count, rate_window_s;
+	struct ca_profile_built *built;
+};
+int ca_credential_prepare(struct ca_credential *c, struct ca_err *err) __attribute__((warn_unused_result));
+void ca_credential_free(struct ca_credential *c);
+
+/* Free everything a profile owns (not the profile struct itself). */
 void ca_profile_free_lists(struct ca_profile *p);
 /* Parse "ec-p256", "ec-p384", "rsa", "ed25519": bit, or 0 if unknown. */
 unsigned ca_key_type_from_name(const char *name);
@@ -100,6 +181,18 @@ struct ca_issue_res {
 ca_ctx *ca_ctx_new(const char *ca_name, sig_key *issuing_key, X509 *issuing_cert,
 		   X509 *root_cert, db_store *store, struct ca_err *err);
 void ca_ctx_free(ca_ctx *ctx);
+
+/* Add a prepared credential (takes ownership; *c is zeroed). 0 or -1 when
+ * one with that key exists. Requesters without a credential entry have no
+ * name restrictions beyond their profile's. */
+int ca_ctx_add_credential(ca_ctx *ctx, struct ca_credential *c, struct ca_err *err);
+const struct ca_credential *ca_credential_find(const ca_ctx *ctx, const char *key);
+/* The credential key of a requester ("basic:factory", "cert:mfg", "operator"). */
+void ca_requester_key(const struct ca_requester *who, char *buf, size_t len);
+/* Parse a credential key back into a requester (for `mintctl policy explain`). */
+int ca_requester_parse(const char *key, struct ca_requester *who);
+/* Key usage names ("digitalSignature", ...): bit number, or -1. */
+int ca_key_usage_bit(const char *name);
 
 /* Copy a profile into the context (takes ownership of its lists; *p is
  * zeroed). 0, or -1 when a profile of that name already exists. */

@@ -51,6 +51,9 @@ struct cfg {
 	size_t n_anchors;
 	struct ca_profile *profiles; /* the lists inside are owned here */
 	size_t n_profiles;
+	/* name bindings and rate limits of users and anchors that have them */
+	struct ca_credential *creds;
+	size_t n_creds;
 };
 
 /* Load and validate. On error returns NULL and err->detail names the file,

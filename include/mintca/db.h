@@ -68,4 +68,22 @@ int db_cert_profile(db_store *st, const char *ca, const char *serial_hex, char *
 /* Count certificates in state 'issued' (for tests and health). -1 on error. */
 long long db_cert_count(db_store *st, struct ca_err *err);
 
+/* One rate limit: at most `limit` takes per fixed window of window_s seconds
+ * (windows aligned to the Unix epoch, on the database clock), counted under
+ * `key` (e.g. "credential:basic:factory", "profile:device"). A key must always
+ * come with the same window_s: give a per-minute and a per-day limit of one
+ * requester two keys. Limits above INT_MAX count as INT_MAX. */
+struct db_rate { const char *key; unsigned limit; unsigned window_s; };
+/* Take one unit from every limit in rates[0..n), all or none, in one
+ * transaction. Returns 0 taken; 1 a limit is reached (nothing taken: *which is
+ * its index, *retry_after_s the seconds until its window ends, at least 1);
+ * -1 error (CA_E_STORE; CA_E_INTERNAL for a NULL key or window_s 0). which and
+ * retry_after_s may be NULL. n == 0 takes nothing and returns 0; limit 0 is
+ * never allowed (*retry_after_s is then window_s). Counters are committed
+ * asynchronously: a database crash may forget the last fraction of a second
+ * of takes, and a connection lost during COMMIT may count a take twice,
+ * never none. */
+int db_rate_take(db_store *st, const struct db_rate *rates, size_t n, size_t *which,
+		 unsigned *retry_after_s, struct ca_err *err) __attribute__((warn_unused_result));
+
 #endif

@@ -17,6 +17,7 @@
 	X(CA_E_UNAUTHENTICATED, "authentication required")                    \
 	X(CA_E_FORBIDDEN, "requester not allowed to use this profile")        \
 	X(CA_E_NOT_FOUND, "not found")                                        \
+	X(CA_E_RATE_LIMITED, "rate limit reached")                            \
 	X(CA_E_STORE, "certificate store unavailable")                        \
 	X(CA_E_SIGNER, "signer unavailable")                                  \
 	X(CA_E_CONFIG, "invalid configuration")                               \
@@ -29,6 +30,7 @@ enum ca_code { CA_ERR_LIST(CA_ERR_ENUM) CA_CODE_COUNT };
 struct ca_err {
 	enum ca_code code;
 	char detail[256]; /* human-readable reason; never holds a secret */
+	unsigned retry_after; /* CA_E_RATE_LIMITED: seconds until a retry can work */
 };
 
 /* Short text of a code; never NULL. */

@@ -29,6 +29,7 @@ struct est_response {
 	const char *content_type;      /* static string */
 	bool base64_transfer;          /* add Content-Transfer-Encoding: base64 */
 	bool ask_basic_auth;           /* add WWW-Authenticate: Basic */
+	unsigned retry_after;          /* add Retry-After (seconds) when not 0 */
 	char *body;                    /* malloc'd; free with est_response_free() */
 	size_t body_len;
 };

@@ -29,6 +29,8 @@ static const unsigned est_status[CA_CODE_COUNT] = {
 	[CA_E_UNAUTHENTICATED] = 401,
 	[CA_E_FORBIDDEN] = 403,
 	[CA_E_NOT_FOUND] = 404,
+	/* RFC 6585 §4, with Retry-After: a factory client backs off. */
+	[CA_E_RATE_LIMITED] = 429,
 	[CA_E_STORE] = 503,
 	[CA_E_SIGNER] = 503,
 	[CA_E_CONFIG] = 500,
@@ -37,7 +39,7 @@ static const unsigned est_status[CA_CODE_COUNT] = {
 
 unsigned est_status_for(enum ca_code code)
 {
-	return (unsigned)code < CA_CODE_COUNT ? est_status[code] : 500;
+	return (unsigned)code < CA_CODE_COUNT && est_status[code] != 0 ? est_status[code] : 500;
 }
 
 void est_response_free(struct est_response *resp)
@@ -87,6 +89,7 @@ static void set_error(struct est_response *r, const struct est_request *req, con
 	else
 		set_text(r, status, "%s: %s", ca_code_str(err->code), err->detail);
 	r->ask_basic_auth = status == 401;
+	r->retry_after = err->retry_after;
 }
 
 /* Base64 with 64-character lines, as EVP_Encode* writes it. */
