@@ -30,7 +30,7 @@ CORE_SRC := $(wildcard ca-core/*.c) $(wildcard db/*.c) $(wildcard protocols/est/
             server/log.c server/secret.c server/cfg.c server/cfg_profile.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 MINTCAD_SRC := server/mintcad.c server/http.c server/tls_peer.c server/bootstrap.c
-MINTCTL_SRC := server/mintctl.c server/bootstrap.c
+MINTCTL_SRC := server/mintctl.c server/mintctl_policy.c server/bootstrap.c
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
 .DELETE_ON_ERROR:

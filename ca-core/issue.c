@@ -207,7 +207,7 @@ static int take_rate(ca_ctx *ctx, const struct ca_profile *p, const struct pol_d
 		return 0;
 	if ((r = db_rate_take(ctx->store, rates, n, &which, &retry, err)) <= 0)
 		return r;
-	ca_err_set(err, CA_E_RATE_LIMITED, "rate limit of %s reached: %u certificates per %u s; retry in %u s",
+	ca_err_set(err, CA_E_RATE_LIMITED, "%s allows %u certificates per %u s; retry in %u s",
 		   rates[which].key, rates[which].limit, rates[which].window_s, retry);
 	err->retry_after = retry;
 	return -1;

@@ -451,7 +451,7 @@ int ca_requester_parse(const char *key, struct ca_requester *who)
 	} else if (strncmp(key, "cert:", 5) == 0 && key[5] != '\0' && strlen(key + 5) < sizeof(who->anchor)) {
 		who->kind = CA_AUTH_CLIENT_CERT;
 		snprintf(who->anchor, sizeof(who->anchor), "%s", key + 5);
-		snprintf(who->id, sizeof(who->id), "(a certificate from %s)", key + 5);
+		snprintf(who->id, sizeof(who->id), "a certificate from %s", key + 5);
 	} else if (strcmp(key, "operator") == 0) {
 		who->kind = CA_AUTH_OPERATOR;
 		snprintf(who->id, sizeof(who->id), "operator");

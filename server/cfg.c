@@ -360,8 +360,9 @@ static int cross_check(struct loader *l, struct cfg *c)
 {
 	char path[96];
 	bool found = c->est_default_profile == NULL;
+	enum log_level lvl;
 
-	if (log_set_level_name(c->log_level) != 0)
+	if (log_level_from_name(c->log_level, &lvl) != 0)
 		return cfg_fail(l, "log.level", "level", "must be debug, info, warn or error");
 	for (size_t i = 0; i < c->n_profiles; i++) {
 		const struct ca_profile *p = &c->profiles[i];

@@ -16,14 +16,24 @@ void log_set_level(enum log_level lvl)
 	min_level = lvl;
 }
 
-int log_set_level_name(const char *name)
+int log_level_from_name(const char *name, enum log_level *out)
 {
 	for (int i = LOG_DEBUG; i <= LOG_ERROR; i++)
 		if (strcmp(name, level_names[i]) == 0) {
-			min_level = (enum log_level)i;
+			*out = (enum log_level)i;
 			return 0;
 		}
 	return -1;
+}
+
+int log_set_level_name(const char *name)
+{
+	enum log_level l;
+
+	if (log_level_from_name(name, &l) != 0)
+		return -1;
+	min_level = l;
+	return 0;
 }
 
 void log_kv(enum log_level lvl, const char *event, ...)

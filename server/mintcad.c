@@ -70,6 +70,7 @@ int main(int argc, char **argv)
 	}
 	if ((c = cfg_load(path, &err)) == NULL)
 		return fatal("config.invalid", &err);
+	log_set_level_name(c->log_level);
 	if (check) {
 		printf("%s: configuration is valid\n", path);
 		cfg_free(c);

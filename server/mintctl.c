@@ -12,6 +12,7 @@
 #include "mintca/log.h"
 #include "mintca/secret.h"
 #include "srv_int.h"
+#include "mintctl.h"
 
 #define PASSWD_DEFAULT_ITER 50000
 
@@ -22,7 +23,9 @@ static void usage(FILE *f)
 		"\n"
 		"  passwd     hash a password read from standard input, for \"users\" in the config\n"
 		"  issue      issue a certificate from a CSR file through the normal issuance path\n"
-		"  ca show    print the CA certificates (root, then issuing) as PEM\n");
+		"  ca show    print the CA certificates (root, then issuing) as PEM\n"
+		"  policy explain  show the policy decision for a CSR, rule by rule, issuing nothing\n"
+		"  profile size    print the certificate a profile yields and its size in bytes\n");
 }
 
 static int cmd_passwd(int argc, char **argv)
@@ -77,7 +80,7 @@ static int cmd_passwd(int argc, char **argv)
 }
 
 /* Open config, store and CA for commands that need them. */
-static ca_ctx *open_all(const char *path, struct cfg **c, db_store **st, sig_p11 **p11)
+ca_ctx *ctl_open_all(const char *path, struct cfg **c, db_store **st, sig_p11 **p11)
 {
 	struct ca_err err = { 0 };
 	ca_ctx *ca = NULL;
@@ -89,14 +92,14 @@ static ca_ctx *open_all(const char *path, struct cfg **c, db_store **st, sig_p11
 	return ca;
 }
 
-static void close_all(struct cfg *c, db_store *st, sig_p11 *p11, ca_ctx *ca)
+void ctl_close_all(struct cfg *c, db_store *st, sig_p11 *p11, ca_ctx *ca)
 {
 	srv_close_ca(ca, p11);
 	db_store_close(st);
 	cfg_free(c);
 }
 
-static unsigned char *read_csr(const char *path, size_t *len)
+unsigned char *ctl_read_csr(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "r");
 	X509_REQ *r = NULL;
@@ -160,12 +163,12 @@ static int cmd_issue(int argc, char **argv)
 		fprintf(stderr, "mintctl issue: -c, --profile and --csr are required (see --help)\n");
 		return 2;
 	}
-	if ((der = read_csr(csrp, &len)) == NULL) {
+	if ((der = ctl_read_csr(csrp, &len)) == NULL) {
 		fprintf(stderr, "mintctl issue: %s: not a PEM or DER certificate request\n", csrp);
 		return 1;
 	}
 	snprintf(who.id, sizeof(who.id), "%s", getenv("USER") ? getenv("USER") : "mintctl");
-	if ((ca = open_all(cfgp, &c, &st, &p11)) == NULL)
+	if ((ca = ctl_open_all(cfgp, &c, &st, &p11)) == NULL)
 		goto out;
 	struct ca_issue_req req = { .csr_der = der, .csr_len = len, .profile = profile, .who = &who, .protocol = "cli" };
 	if (ca_issue(ca, &req, &res, &err) != 0) {
@@ -185,7 +188,7 @@ static int cmd_issue(int argc, char **argv)
 out:
 	ca_issue_res_free(&res);
 	OPENSSL_free(der);
-	close_all(c, st, p11, ca);
+	ctl_close_all(c, st, p11, ca);
 	return rc;
 }
 
@@ -216,14 +219,14 @@ static int cmd_ca_show(int argc, char **argv)
 		fprintf(stderr, "mintctl ca show: -c CONFIG is required\n");
 		return 2;
 	}
-	if ((ca = open_all(cfgp, &c, &st, &p11)) == NULL) {
-		close_all(c, st, p11, ca);
+	if ((ca = ctl_open_all(cfgp, &c, &st, &p11)) == NULL) {
+		ctl_close_all(c, st, p11, ca);
 		return 1;
 	}
 	if (ca_root_cert(ca) != NULL)
 		PEM_write_X509(stdout, ca_root_cert(ca));
 	PEM_write_X509(stdout, ca_issuing_cert(ca));
-	close_all(c, st, p11, ca);
+	ctl_close_all(c, st, p11, ca);
 	return 0;
 }
 
@@ -240,6 +243,10 @@ int main(int argc, char **argv)
 		return cmd_issue(argc - 1, argv + 1);
 	if (strcmp(argv[1], "ca") == 0 && argc > 2 && strcmp(argv[2], "show") == 0)
 		return cmd_ca_show(argc - 2, argv + 2);
+	if (strcmp(argv[1], "policy") == 0 && argc > 2 && strcmp(argv[2], "explain") == 0)
+		return ctl_policy_explain(argc - 2, argv + 2);
+	if (strcmp(argv[1], "profile") == 0 && argc > 2 && strcmp(argv[2], "size") == 0)
+		return ctl_profile_size(argc - 2, argv + 2);
 	fprintf(stderr, "mintctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -7,6 +7,8 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Returns -1 on an unknown level name ("debug", "info", "warn", "error"). */
 int log_set_level_name(const char *name);
+/* The level of a name, without changing anything. -1 if unknown. */
+int log_level_from_name(const char *name, enum log_level *out);
 void log_set_level(enum log_level lvl);
 
 /* log_kv(LOG_INFO, "est.enroll", "req", id, "serial", hex, NULL):
