@@ -29,8 +29,8 @@ LDFLAGS += $(SANFLAGS)
 CORE_SRC := $(wildcard ca-core/*.c) $(wildcard db/*.c) $(wildcard protocols/est/*.c) \
             server/log.c server/secret.c server/cfg.c server/cfg_profile.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
-MINTCAD_SRC := server/mintcad.c server/http.c server/tls_peer.c server/bootstrap.c
-MINTCTL_SRC := server/mintctl.c server/mintctl_policy.c server/bootstrap.c
+MINTCAD_SRC := server/mintcad.c server/http.c server/tls_peer.c server/bootstrap.c server/cas.c
+MINTCTL_SRC := server/mintctl.c server/mintctl_policy.c server/mintctl_ca.c server/bootstrap.c server/cas.c
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
 .DELETE_ON_ERROR:
@@ -68,7 +68,7 @@ $(BUILD)/bench_issue: $(BUILD)/tests/bench/bench_issue.o $(BUILD)/libmintca.a
 FUZZ_TARGETS := csr est cfg peer
 FUZZ_SECONDS ?= 60
 
-$(BUILD)/fuzz_peer: $(BUILD)/tests/fuzz/fuzz_peer.o $(BUILD)/server/tls_peer.o $(BUILD)/libmintca.a
+$(BUILD)/fuzz_peer: $(BUILD)/tests/fuzz/fuzz_peer.o $(BUILD)/server/tls_peer.o $(BUILD)/server/cas.o $(BUILD)/server/bootstrap.o $(BUILD)/libmintca.a
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 $(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libmintca.a

@@ -22,6 +22,9 @@ struct ca_ctx {
 	sig_key *key;
 	X509 *cert;
 	X509 *root;
+	STACK_OF(X509) *chain;      /* intermediates between cert and root */
+	STACK_OF(X509) *pred;       /* predecessors (rollover): their certificates renew here */
+	char (*pred_names)[CA_NAME_MAX];
 	db_store *store;            /* NULL: nothing is recorded (tests, benchmarks) */
 	time_t not_after;           /* the issuing CA's own notAfter */
 	struct ca_profile *profiles;

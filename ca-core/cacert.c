@@ -170,3 +170,10 @@ X509 *ca_make_intermediate(sig_key *parent_key, X509 *parent_cert, EVP_PKEY *chi
 {
 	return make_ca(parent_key, parent_cert, child_pub, subject, validity_seconds, 0, err);
 }
+
+X509 *ca_make_sub_ca(sig_key *parent_key, X509 *parent_cert, EVP_PKEY *child_pub,
+		     const char *subject, long long validity_seconds, int path_len,
+		     struct ca_err *err)
+{
+	return make_ca(parent_key, parent_cert, child_pub, subject, validity_seconds, path_len, err);
+}

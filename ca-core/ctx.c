@@ -62,6 +62,9 @@ void ca_ctx_free(ca_ctx *ctx)
 		ca_credential_free(&ctx->creds[i]);
 	free(ctx->creds);
 	sig_close(ctx->key);
+	sk_X509_pop_free(ctx->chain, X509_free);
+	sk_X509_pop_free(ctx->pred, X509_free);
+	free(ctx->pred_names);
 	X509_free(ctx->cert);
 	X509_free(ctx->root);
 	free(ctx);
@@ -124,6 +127,14 @@ const struct ca_profile *ca_profile_find(const ca_ctx *ctx, const char *name)
 	return NULL;
 }
 
+const char *ca_first_profile(const ca_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n_profiles; i++)
+		if (!ctx->profiles[i].internal)
+			return ctx->profiles[i].name;
+	return NULL;
+}
+
 void ca_ctx_set_clock(ca_ctx *ctx, ca_clock_fn fn, void *arg)
 {
 	ctx->clock = fn;
@@ -134,6 +145,48 @@ void ca_ctx_set_rand(ca_ctx *ctx, ca_rand_fn fn, void *arg)
 {
 	ctx->rand = fn;
 	ctx->rand_arg = arg;
+}
+
+int ca_ctx_add_chain(ca_ctx *ctx, X509 *intermediate, struct ca_err *err)
+{
+	if ((ctx->chain == NULL && (ctx->chain = sk_X509_new_null()) == NULL) ||
+	    !sk_X509_push(ctx->chain, intermediate)) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int ca_ctx_add_predecessor(ca_ctx *ctx, const char *name, X509 *cert, struct ca_err *err)
+{
+	int n = sk_X509_num(ctx->pred) > 0 ? sk_X509_num(ctx->pred) : 0;
+	char (*names)[CA_NAME_MAX];
+
+	if (strlen(name) >= CA_NAME_MAX ||
+	    (names = realloc(ctx->pred_names, ((size_t)n + 1) * sizeof(*names))) == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+		return -1;
+	}
+	ctx->pred_names = names;
+	if ((ctx->pred == NULL && (ctx->pred = sk_X509_new_null()) == NULL) || !sk_X509_push(ctx->pred, cert)) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+		return -1;
+	}
+	snprintf(ctx->pred_names[n], CA_NAME_MAX, "%s", name);
+	return 0;
+}
+
+size_t ca_chain(const ca_ctx *ctx, X509 **out, size_t max)
+{
+	size_t n = 0;
+
+	if (n < max)
+		out[n++] = ctx->cert;
+	for (int i = 0; i < sk_X509_num(ctx->chain) && n < max; i++)
+		out[n++] = sk_X509_value(ctx->chain, i);
+	if (ctx->root != NULL && n < max)
+		out[n++] = ctx->root;
+	return n;
 }
 
 const char *ca_name(const ca_ctx *ctx) { return ctx->name; }

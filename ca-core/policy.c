@@ -106,35 +106,52 @@ void pol_serial_text(const ASN1_INTEGER *serial, char out[41])
 	BN_free(bn);
 }
 
+static bool time_within(const X509 *x, time_t now)
+{
+	struct tm nb, na;
+
+	return ASN1_TIME_to_tm(X509_get0_notBefore(x), &nb) == 1 &&
+	       ASN1_TIME_to_tm(X509_get0_notAfter(x), &na) == 1 &&
+	       timegm(&nb) <= now && now <= timegm(&na);
+}
+
 /* A certificate is renewed under the profile it was issued under, so that
  * re-enrollment never turns a 14-day certificate into a 1-year one. */
 static int renew_rules(const ca_ctx *ctx, const struct ca_profile *p, X509 *old,
 		       struct pol_trace *t, struct ca_err *err)
 {
 	char serial[41], was[CA_NAME_MAX];
+	const char *issuer = NULL;
 	time_t now = ctx->clock(ctx->clock_arg);
 	int r;
 
 	if (!p->allow_reenroll)
 		return deny(t, err, CA_E_FORBIDDEN, "profile '%s' does not allow re-enrollment", p->name);
 	trace(t, "ok    profile '%s' allows re-enrollment", p->name);
-	if (X509_check_issued(ctx->cert, old) != X509_V_OK ||
-	    X509_verify(old, X509_get0_pubkey(ctx->cert)) != 1) {
-		ERR_clear_error();
-		return deny(t, err, CA_E_FORBIDDEN, "certificate to renew was not issued by CA '%s'", ctx->name);
+	/* Issued by this CA, or by a predecessor it rolled over from. */
+	if (X509_check_issued(ctx->cert, old) == X509_V_OK && X509_verify(old, X509_get0_pubkey(ctx->cert)) == 1)
+		issuer = ctx->name;
+	for (int i = 0; issuer == NULL && i < sk_X509_num(ctx->pred); i++) {
+		X509 *pc = sk_X509_value(ctx->pred, i);
+		if (X509_check_issued(pc, old) == X509_V_OK && X509_verify(old, X509_get0_pubkey(pc)) == 1)
+			issuer = ctx->pred_names[i];
 	}
-	if (X509_cmp_time(X509_get0_notAfter(old), &now) <= 0 ||
-	    X509_cmp_time(X509_get0_notBefore(old), &now) > 0)
+	ERR_clear_error();
+	if (issuer == NULL)
+		return deny(t, err, CA_E_FORBIDDEN, "certificate to renew was not issued by CA '%s'%s", ctx->name,
+			    sk_X509_num(ctx->pred) > 0 ? " or its predecessors" : "");
+	/* RFC 5280 §4.1.2.5: valid from notBefore to notAfter, both inclusive. */
+	if (!time_within(old, now))
 		return deny(t, err, CA_E_FORBIDDEN, "certificate to renew is not valid now (RFC 7030 §3.3.2)");
-	trace(t, "ok    certificate to renew was issued by CA '%s' and is valid now", ctx->name);
+	trace(t, "ok    certificate to renew was issued by CA '%s' and is valid now", issuer);
 	if (ctx->store == NULL)
 		return 0;
 	pol_serial_text(X509_get0_serialNumber(old), serial);
-	if ((r = db_cert_profile(ctx->store, ctx->name, serial, was, sizeof(was), err)) < 0)
+	if ((r = db_cert_profile(ctx->store, issuer, serial, was, sizeof(was), err)) < 0)
 		return -1;
 	if (r > 0)
 		return deny(t, err, CA_E_FORBIDDEN, "certificate %s to renew is not in the store of CA '%s'",
-			    serial, ctx->name);
+			    serial, issuer);
 	if (strcmp(was, p->name) != 0)
 		return deny(t, err, CA_E_FORBIDDEN,
 			    "certificate %s was issued under profile '%s': renew it under that profile's label",
@@ -195,6 +212,15 @@ static char *entry_text(const X509_NAME_ENTRY *e)
 	return s;
 }
 
+static long utf8_chars(const char *s)
+{
+	long n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
 static const char *const rule_names[] = { "keep", "require", "override", "drop", "refuse" };
 
 /* Subject rules, in the profile's order; then what is not listed. */
@@ -208,10 +234,19 @@ static int build_subject(const struct ca_profile *p, X509_REQ *csr, X509_NAME **
 	char *val = NULL;
 
 	for (int i = 0; i < n; i++) {
-		if ((val = entry_text(X509_NAME_get_entry(in, i))) == NULL)
+		const X509_NAME_ENTRY *e = X509_NAME_get_entry(in, i);
+		int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+		const ASN1_STRING_TABLE *tbl = ASN1_STRING_TABLE_get(nid);
+		long chars;
+		if ((val = entry_text(e)) == NULL)
 			return deny(t, err, CA_E_NAME_REFUSED, "subject attribute %d is not text or holds a NUL byte", i + 1);
+		chars = utf8_chars(val);
 		free(val);
 		val = NULL;
+		/* RFC 5280 Appendix A upper bounds (ub-common-name 64, ...). */
+		if (tbl != NULL && tbl->maxsize > 0 && chars > tbl->maxsize)
+			return deny(t, err, CA_E_NAME_REFUSED, "subject %s is %ld characters, over RFC 5280's upper bound of %ld",
+				    OBJ_nid2sn(nid), chars, tbl->maxsize);
 	}
 	if (p->n_subject == 0 && p->subject_other == CA_SUBJ_KEEP) {
 		trace(t, "ok    subject: kept as requested (the profile has no subject rules)");
@@ -485,6 +520,7 @@ int pol_check(const ca_ctx *ctx, const struct ca_profile *p, const struct ca_req
 		if (same_names(csr, d->sans, renew_of, t, err) != 0 ||
 		    (d->subject = X509_NAME_dup(X509_get_subject_name(renew_of))) == NULL)
 			goto fail;
+		trace(t, "ALLOW re-enrollment under profile '%s', credential %s", p->name, key);
 		return 0;
 	}
 	if (build_subject(p, csr, &d->subject, t, err) != 0)
@@ -493,16 +529,24 @@ int pol_check(const ca_ctx *ctx, const struct ca_profile *p, const struct ca_req
 		deny(t, err, CA_E_NAME_REFUSED, "RFC 5280 §4.1.2.6: the certificate would have neither subject nor subjectAltName");
 		goto fail;
 	}
+	/* Every CN must match the credential's pattern; no CN at all must match "". */
 	if (cred != NULL && cred->built->cn_re != NULL) {
-		i = X509_NAME_get_index_by_NID(d->subject, NID_commonName, -1);
-		cn = i >= 0 ? entry_text(X509_NAME_get_entry(d->subject, i)) : NULL;
-		if (!matches(cred->built->cn_re, cn ? cn : "")) {
-			deny(t, err, CA_E_NAME_REFUSED, "credential %s may not ask for CN '%s' (pattern %s)",
-			     key, cn ? cn : "", cred->cn_pattern);
+		int seen = 0;
+		for (i = -1; (i = X509_NAME_get_index_by_NID(d->subject, NID_commonName, i)) >= 0; seen++) {
+			cn = entry_text(X509_NAME_get_entry(d->subject, i));
+			if (cn == NULL || !matches(cred->built->cn_re, cn)) {
+				deny(t, err, CA_E_NAME_REFUSED, "credential %s may not ask for CN '%s' (pattern %s)",
+				     key, cn ? cn : "", cred->cn_pattern);
+				goto fail;
+			}
+			trace(t, "ok    CN '%s' matches credential %s's pattern %s", cn, key, cred->cn_pattern);
+			free(cn);
+			cn = NULL;
+		}
+		if (seen == 0 && !matches(cred->built->cn_re, "")) {
+			deny(t, err, CA_E_NAME_REFUSED, "credential %s may not ask for CN '' (pattern %s)", key, cred->cn_pattern);
 			goto fail;
 		}
-		trace(t, "ok    CN '%s' matches credential %s's pattern %s", cn ? cn : "", key, cred->cn_pattern);
-		free(cn);
 	}
 	trace(t, "ALLOW profile '%s', credential %s", p->name, key);
 	return 0;

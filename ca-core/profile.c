@@ -249,6 +249,8 @@ static int build_urls(const struct ca_profile *p, struct ca_profile_built *b, st
 		size_t n = pass ? p->n_ca_issuers_urls : p->n_ocsp_urls;
 		for (size_t i = 0; i < n; i++) {
 			ACCESS_DESCRIPTION *ad = ACCESS_DESCRIPTION_new();
+			if (ad != NULL)
+				GENERAL_NAME_free(ad->location); /* _new() made an empty one */
 			if (ad == NULL || (ad->location = uri_name(urls[i])) == NULL ||
 			    !sk_ACCESS_DESCRIPTION_push(aia, ad)) {
 				ACCESS_DESCRIPTION_free(ad);
@@ -314,6 +316,16 @@ static int build_custom(const struct ca_profile *p, struct ca_profile_built *b, 
 {
 	for (size_t i = 0; i < p->n_custom; i++) {
 		const struct ca_custom_ext *c = &p->custom[i];
+		for (size_t j = 0; j < i; j++) {
+			ASN1_OBJECT *x = OBJ_txt2obj(c->oid, 1), *y = OBJ_txt2obj(p->custom[j].oid, 1);
+			int same = x != NULL && y != NULL && OBJ_cmp(x, y) == 0;
+			ASN1_OBJECT_free(x);
+			ASN1_OBJECT_free(y);
+			if (same) {
+				ca_err_set(err, CA_E_CONFIG, "custom_extensions %s: given twice (RFC 5280 §4.2: at most once)", c->oid);
+				return -1;
+			}
+		}
 		ASN1_OBJECT *o = oid("custom_extensions", c->oid, err);
 		ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
 		const unsigned char *d = c->der;
@@ -373,6 +385,16 @@ int ca_profile_prepare(struct ca_profile *p, struct ca_err *err)
 		if (a->rule == CA_SUBJ_OVERRIDE && (a->value == NULL || a->value[0] == '\0')) {
 			ca_err_set(err, CA_E_CONFIG, "%s: override needs a value", what);
 			goto fail;
+		}
+		if (a->rule == CA_SUBJ_OVERRIDE) {
+			/* The value must fit the attribute (RFC 5280 Appendix A bounds). */
+			X509_NAME_ENTRY *e = X509_NAME_ENTRY_create_by_NID(NULL, b->subject_nid[i], MBSTRING_UTF8,
+									   (const unsigned char *)a->value, -1);
+			if (e == NULL) {
+				ca_err_ssl(err, CA_E_CONFIG, "%s: value '%s' does not fit the attribute", what, a->value);
+				goto fail;
+			}
+			X509_NAME_ENTRY_free(e);
 		}
 		if (compile(what, a->pattern, &b->subject_re[i], err) != 0)
 			goto fail;

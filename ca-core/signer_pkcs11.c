@@ -1,18 +1,27 @@
 /* PKCS#11 signer through libp11: the CA private key stays on the token; OpenSSL
  * calls the token through the EVP_PKEY libp11 hands back. Several threads may
  * sign with one key (libp11 takes a session per operation). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libp11.h>
 #include "mintca/log.h"
 #include "sig_int.h"
 
-struct sig_p11 {
+/* One PKCS11_CTX per module, shared by every token opened from it: a second
+ * C_Initialize/C_Finalize of the same module would tear down the first's
+ * sessions. Touched only when tokens are opened or closed, never per request. */
+struct p11_module {
+	char *path;
 	PKCS11_CTX *ctx;
 	PKCS11_SLOT *slots;
 	unsigned int nslots;
-	PKCS11_SLOT *slot; /* the slot holding our token, logged in */
+	int refs;
 };
+
+#define MAX_MODULES 8
+static struct p11_module modules[MAX_MODULES];
+static pthread_mutex_t modules_mu = PTHREAD_MUTEX_INITIALIZER;
 
 struct p11_key {
 	struct sig_key base;
@@ -20,16 +29,69 @@ struct p11_key {
 	EVP_PKEY *pub;
 };
 
+struct sig_p11 {
+	struct p11_module *mod;
+	PKCS11_SLOT *slot; /* the slot holding our token, logged in */
+};
+
+static void module_release(struct p11_module *m)
+{
+	pthread_mutex_lock(&modules_mu);
+	if (--m->refs == 0) {
+		if (m->slots != NULL)
+			PKCS11_release_all_slots(m->ctx, m->slots, m->nslots);
+		PKCS11_CTX_unload(m->ctx);
+		PKCS11_CTX_free(m->ctx);
+		free(m->path);
+		memset(m, 0, sizeof(*m));
+	}
+	pthread_mutex_unlock(&modules_mu);
+}
+
+static struct p11_module *module_get(const char *path, struct ca_err *err)
+{
+	struct p11_module *m = NULL, *free_slot = NULL;
+
+	pthread_mutex_lock(&modules_mu);
+	for (int i = 0; i < MAX_MODULES && m == NULL; i++) {
+		if (modules[i].refs > 0 && strcmp(modules[i].path, path) == 0)
+			m = &modules[i];
+		else if (modules[i].refs == 0 && free_slot == NULL)
+			free_slot = &modules[i];
+	}
+	if (m == NULL && free_slot == NULL)
+		ca_err_set(err, CA_E_SIGNER, "more than %d PKCS#11 modules", MAX_MODULES);
+	if (m == NULL && free_slot != NULL) {
+		m = free_slot;
+		if ((m->path = strdup(path)) == NULL || (m->ctx = PKCS11_CTX_new()) == NULL ||
+		    PKCS11_CTX_load(m->ctx, path) != 0) {
+			ca_err_ssl(err, CA_E_SIGNER, "cannot load PKCS#11 module %s", path);
+			if (m->ctx != NULL)
+				PKCS11_CTX_free(m->ctx);
+			free(m->path);
+			memset(m, 0, sizeof(*m));
+			m = NULL;
+		} else if (PKCS11_enumerate_slots(m->ctx, &m->slots, &m->nslots) != 0) {
+			ca_err_ssl(err, CA_E_SIGNER, "cannot list PKCS#11 slots of %s", path);
+			PKCS11_CTX_unload(m->ctx);
+			PKCS11_CTX_free(m->ctx);
+			free(m->path);
+			memset(m, 0, sizeof(*m));
+			m = NULL;
+		}
+	}
+	if (m != NULL)
+		m->refs++;
+	pthread_mutex_unlock(&modules_mu);
+	return m;
+}
+
 void sig_p11_close(sig_p11 *p)
 {
 	if (p == NULL)
 		return;
-	if (p->slots != NULL)
-		PKCS11_release_all_slots(p->ctx, p->slots, p->nslots);
-	if (p->ctx != NULL) {
-		PKCS11_CTX_unload(p->ctx);
-		PKCS11_CTX_free(p->ctx);
-	}
+	if (p->mod != NULL)
+		module_release(p->mod);
 	free(p);
 }
 
@@ -38,24 +100,18 @@ sig_p11 *sig_p11_open(const char *module, const char *token_label,
 {
 	sig_p11 *p;
 	unsigned int i;
+	int logged = 0;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		ca_err_set(err, CA_E_INTERNAL, "out of memory");
 		return NULL;
 	}
-	if ((p->ctx = PKCS11_CTX_new()) == NULL ||
-	    PKCS11_CTX_load(p->ctx, module) != 0) {
-		ca_err_ssl(err, CA_E_SIGNER, "cannot load PKCS#11 module %s", module);
+	if ((p->mod = module_get(module, err)) == NULL)
 		goto fail;
-	}
-	if (PKCS11_enumerate_slots(p->ctx, &p->slots, &p->nslots) != 0) {
-		ca_err_ssl(err, CA_E_SIGNER, "cannot list PKCS#11 slots of %s", module);
-		goto fail;
-	}
-	for (i = 0; i < p->nslots; i++) {
-		PKCS11_TOKEN *t = p->slots[i].token;
+	for (i = 0; i < p->mod->nslots; i++) {
+		PKCS11_TOKEN *t = p->mod->slots[i].token;
 		if (t != NULL && t->label != NULL && strcmp(t->label, token_label) == 0) {
-			p->slot = &p->slots[i];
+			p->slot = &p->mod->slots[i];
 			break;
 		}
 	}
@@ -69,7 +125,10 @@ sig_p11 *sig_p11_open(const char *module, const char *token_label,
 		ca_err_set(err, CA_E_SIGNER, "PKCS#11 token '%s' is not initialised", token_label);
 		goto fail;
 	}
-	if (PKCS11_login(p->slot, 0, pin->buf) != 0) {
+	/* Two CAs on one token share its login. */
+	if (PKCS11_is_logged_in(p->slot, 0, &logged) != 0)
+		logged = 0;
+	if (!logged && PKCS11_login(p->slot, 0, pin->buf) != 0) {
 		ca_err_ssl(err, CA_E_SIGNER, "PKCS#11 login to token '%s' failed (PIN %s)",
 			   token_label, LOG_REDACTED);
 		goto fail;

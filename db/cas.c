@@ -5,7 +5,7 @@
 #include "db_int.h"
 
 static const struct db_stmt st_ca_get = {
-	DB_S_CA_GET, "ca_get", "SELECT cert_der FROM cas WHERE name = $1", 1
+	DB_S_CA_GET, "ca_get", "SELECT cert_der, parent, key_label FROM cas WHERE name = $1", 1
 };
 
 static const struct db_stmt st_ca_put = {
@@ -17,6 +17,38 @@ static const struct db_stmt st_ca_put = {
 
 int db_ca_get(db_store *st, const char *name, unsigned char **der, size_t *len,
 	      struct ca_err *err)
+{
+	return db_ca_get_parent(st, name, der, len, NULL, 0, err);
+}
+
+int db_ca_key_label(db_store *st, const char *name, char *label, size_t len, struct ca_err *err)
+{
+	const char *vals[1] = { name };
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc = -1, n;
+
+	if ((c = db_conn_get(st, err)) == NULL)
+		goto out;
+	if ((res = db_exec(c, &st_ca_get, vals, NULL, NULL, 1, 1, err)) == NULL)
+		goto out;
+	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 2)) {
+		rc = 1;
+		goto out;
+	}
+	n = PQgetlength(res, 0, 2);
+	if ((size_t)n >= len)
+		n = (int)len - 1;
+	memcpy(label, PQgetvalue(res, 0, 2), (size_t)n);
+	label[n] = '\0';
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+int db_ca_get_parent(db_store *st, const char *name, unsigned char **der, size_t *len,
+		     char *parent, size_t plen, struct ca_err *err)
 {
 	const char *vals[1] = { name };
 	struct db_conn *c;
@@ -45,6 +77,14 @@ int db_ca_get(db_store *st, const char *name, unsigned char **der, size_t *len,
 		goto out;
 	}
 	memcpy(p, PQgetvalue(res, 0, 0), (size_t)n);
+	if (parent != NULL && plen > 0) {
+		/* text in binary format: its bytes, no terminator */
+		int pl = PQgetisnull(res, 0, 1) ? 0 : PQgetlength(res, 0, 1);
+		if ((size_t)pl >= plen)
+			pl = (int)plen - 1;
+		memcpy(parent, PQgetvalue(res, 0, 1), (size_t)pl);
+		parent[pl] = '\0';
+	}
 	*der = p;
 	*len = (size_t)n;
 	rc = 0;

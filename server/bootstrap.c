@@ -148,13 +148,7 @@ ca_ctx *srv_open_ca(struct cfg *c, db_store *st, sig_p11 **p11, struct ca_err *e
 		goto fail;
 	issuing_key = NULL;
 	issuing = root = NULL;
-	for (size_t i = 0; i < c->n_profiles; i++)
-		if (ca_ctx_add_profile(ca, &c->profiles[i], err) != 0)
-			goto fail;
-	for (size_t i = 0; i < c->n_creds; i++)
-		if (ca_ctx_add_credential(ca, &c->creds[i], err) != 0)
-			goto fail;
-	if (ca_profile_find(ca, SRV_TLS_PROFILE) == NULL && ca_ctx_add_profile(ca, &tls, err) != 0)
+	if (ca_ctx_add_profile(ca, &tls, err) != 0)
 		goto fail;
 	return ca;
 fail:
@@ -170,11 +164,6 @@ fail:
 	return NULL;
 }
 
-void srv_close_ca(ca_ctx *ca, sig_p11 *p11)
-{
-	ca_ctx_free(ca);
-	sig_p11_close(p11);
-}
 
 /* True when path holds a certificate valid for 7 more days and the key file exists. */
 static bool tls_files_fresh(const struct cfg *c)

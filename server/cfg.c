@@ -71,7 +71,8 @@ static const struct field file_fields[] = {
 static const struct field log_fields[] = { STR("level", false, "info", log_level), END };
 static const struct field est_fields[] = { STR("default_profile", false, NULL, est_default_profile), END };
 static const char *const top_keys[] = {
-	"server", "tls", "database", "ca", "log", "est", "users", "client_cert_anchors", "profiles", NULL,
+	"server", "tls", "database", "ca", "issuing_cas", "log", "est", "users", "client_cert_anchors",
+	"profiles", NULL,
 };
 
 
@@ -345,9 +346,87 @@ static int load_arrays(struct loader *l, struct cfg *c, json_t *root)
 	return 0;
 }
 
-static bool anchor_known(const struct cfg *c, const char *name)
+static bool ca_known(const struct cfg *c, const char *name)
 {
 	if (strcmp(name, c->ca_name) == 0)
+		return true;
+	for (size_t i = 0; i < c->n_issuing_cas; i++)
+		if (strcmp(c->issuing_cas[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* "issuing_cas": further CAs this server issues from. */
+static int load_issuing_cas(struct loader *l, struct cfg *c, json_t *arr)
+{
+	static const char *const keys[] = { "name", "signer", "replaces", NULL };
+	static const char *const p11_keys[] = { "type", "module", "token_label", "pin_file", "key_label", NULL };
+	static const char *const file_keys[] = { "type", "key_file", NULL };
+	char path[64], sp[96];
+	size_t i;
+	json_t *v;
+
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr))
+		return cfg_fail(l, "issuing_cas", "issuing_cas", "must be an array");
+	if ((c->issuing_cas = calloc(json_array_size(arr) + 1, sizeof(*c->issuing_cas))) == NULL)
+		return cfg_fail(l, "issuing_cas", NULL, "out of memory");
+	json_array_foreach(arr, i, v) {
+		struct cfg_ca *ca = &c->issuing_cas[i];
+		json_t *sg = json_object_get(v, "signer");
+		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *type = json_string_value(json_object_get(sg, "type"));
+		struct { const char *key; char **dst; } p11[] = {
+			{ "module", &ca->module }, { "token_label", &ca->token_label },
+			{ "pin_file", &ca->pin_file }, { "key_label", &ca->key_label },
+		};
+		snprintf(path, sizeof(path), "issuing_cas[%zu]", i);
+		snprintf(sp, sizeof(sp), "%s.signer", path);
+		if (!json_is_object(v) || cfg_check_keys(l, v, path, NULL, keys) != 0)
+			return json_is_object(v) ? -1 : cfg_fail(l, path, NULL, "must be an object");
+		if (name == NULL || name[0] == '\0' || strlen(name) >= CA_NAME_MAX ||
+		    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(name))
+			return cfg_fail(l, path, "name", "\"name\" must be 1-63 characters of a-z 0-9 - _ (it is an EST label)");
+		/* checked against the CAs before this one, then counted */
+		if (ca_known(c, name))
+			return cfg_fail(l, path, "name", "CA '%s' defined twice", name);
+		if ((ca->name = strdup(name)) == NULL)
+			return cfg_fail(l, path, NULL, "out of memory");
+		c->n_issuing_cas++;
+		if (cfg_load_names(l, json_object_get(v, "replaces"), path, "replaces", &ca->replaces,
+				   &ca->n_replaces) != 0)
+			return -1;
+		if (!json_is_object(sg) || type == NULL)
+			return cfg_fail(l, sp, "signer", "needs \"type\": \"pkcs11\" or \"file\"");
+		if (strcmp(type, "pkcs11") == 0) {
+			ca->signer = CFG_SIGNER_PKCS11;
+			if (cfg_check_keys(l, sg, sp, NULL, p11_keys) != 0)
+				return -1;
+			for (size_t k = 0; k < sizeof(p11) / sizeof(p11[0]); k++) {
+				const char *val = json_string_value(json_object_get(sg, p11[k].key));
+				if (val == NULL || val[0] == '\0')
+					return cfg_fail(l, sp, p11[k].key, "\"%s\" is required", p11[k].key);
+				if ((*p11[k].dst = strdup(val)) == NULL)
+					return cfg_fail(l, sp, NULL, "out of memory");
+			}
+		} else if (strcmp(type, "file") == 0) {
+			const char *kf = json_string_value(json_object_get(sg, "key_file"));
+			ca->signer = CFG_SIGNER_FILE;
+			if (cfg_check_keys(l, sg, sp, NULL, file_keys) != 0)
+				return -1;
+			if (kf == NULL || kf[0] == '\0' || (ca->key_file = strdup(kf)) == NULL)
+				return cfg_fail(l, sp, "key_file", "\"key_file\" is required");
+		} else {
+			return cfg_fail(l, sp, "type", "must be \"pkcs11\" or \"file\" (file: development only)");
+		}
+	}
+	return 0;
+}
+
+static bool anchor_known(const struct cfg *c, const char *name)
+{
+	if (ca_known(c, name))
 		return true;
 	for (size_t i = 0; i < c->n_anchors; i++)
 		if (strcmp(c->anchors[i].name, name) == 0)
@@ -379,6 +458,12 @@ static int cross_check(struct loader *l, struct cfg *c)
 				return cfg_fail(l, path, p->cert_anchors[j],
 					    "anchor '%s' is neither in \"client_cert_anchors\" nor this CA's name", p->cert_anchors[j]);
 		found |= c->est_default_profile && strcmp(p->name, c->est_default_profile) == 0;
+		snprintf(path, sizeof(path), "profiles[%zu]", i);
+		if (p->ca[0] != '\0' && !ca_known(c, p->ca))
+			return cfg_fail(l, path, "ca", "CA '%s' is neither ca.name nor in \"issuing_cas\"", p->ca);
+		for (size_t j = 0; j < c->n_issuing_cas; j++)
+			if (strcmp(c->issuing_cas[j].name, p->name) == 0)
+				return cfg_fail(l, path, "name", "profile '%s' has the name of a CA: EST labels must be unique", p->name);
 	}
 	if (!found)
 		return cfg_fail(l, "est.default_profile", "default_profile", "no profile named '%s'", c->est_default_profile);
@@ -441,7 +526,8 @@ struct cfg *cfg_load(const char *path, struct ca_err *err)
 			goto fail;
 	}
 	ca = json_object_get(root, "ca");
-	if (load_signer(&l, c, ca) != 0 || load_arrays(&l, c, root) != 0 || cross_check(&l, c) != 0)
+	if (load_signer(&l, c, ca) != 0 || load_issuing_cas(&l, c, json_object_get(root, "issuing_cas")) != 0 ||
+	    load_arrays(&l, c, root) != 0 || cross_check(&l, c) != 0)
 		goto fail;
 	json_decref(root);
 	free(l.text);
@@ -483,6 +569,16 @@ void cfg_free(struct cfg *c)
 		free(c->anchors[i].ca_file);
 	}
 	free(c->anchors);
+	for (size_t i = 0; i < c->n_issuing_cas; i++) {
+		struct cfg_ca *ca = &c->issuing_cas[i];
+		char *f[] = { ca->name, ca->module, ca->token_label, ca->pin_file, ca->key_label, ca->key_file };
+		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++)
+			free(f[k]);
+		for (size_t k = 0; k < ca->n_replaces; k++)
+			free(ca->replaces[k]);
+		free(ca->replaces);
+	}
+	free(c->issuing_cas);
 	for (size_t i = 0; i < c->n_profiles; i++)
 		ca_profile_free_lists(&c->profiles[i]);
 	free(c->profiles);

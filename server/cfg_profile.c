@@ -13,7 +13,7 @@ static const char *const profile_keys[] = {
 	"validity_seconds", "backdate_seconds", "extended_key_usage", "key_usage", "max_sans", "auth",
 	"subject", "sans", "basic_constraints", "subject_key_id", "serial_bytes",
 	"certificate_policies", "crl_urls", "ocsp_urls", "ca_issuers_urls", "name_constraints",
-	"custom_extensions", "rate_limit", NULL,
+	"custom_extensions", "rate_limit", "ca", NULL,
 };
 static const char *const auth_keys[] = { "basic_users", "client_cert_anchors", "reenroll", "operator", NULL };
 static const char *const san_kind_keys[CA_SAN_KINDS + 1] = { "dns", "ip", "uri", "email", "hardware_serial", NULL };
@@ -336,6 +336,11 @@ int cfg_load_profile(struct loader *l, json_t *o, const char *path, struct ca_pr
 	    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(name))
 		return cfg_fail(l, path, "name", "\"name\" must be 1-63 characters of a-z 0-9 - _ (it is an EST label)");
 	snprintf(p->name, sizeof(p->name), "%s", name);
+	v = json_object_get(o, "ca");
+	if (v != NULL && (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= CA_NAME_MAX))
+		return cfg_fail(l, path, "ca", "\"ca\" must name an issuing CA");
+	if (v != NULL)
+		snprintf(p->ca, sizeof(p->ca), "%s", json_string_value(v));
 	snprintf(sub, sizeof(sub), "%s.key_types", path);
 	v = json_object_get(o, "key_types");
 	if (!json_is_array(v) || json_array_size(v) == 0)

@@ -3,6 +3,7 @@
  * requests to protocols/est and writes the answer. */
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,12 @@
 
 struct srv_http {
 	struct MHD_Daemon *d;
-	const struct cfg *cfg;
-	ca_ctx *ca;
-	const srv_trust *trust;
+	_Atomic(struct srv_state *) cur; /* swapped whole on reload, never locked */
 	char *cert_pem, *key_pem;
 };
 
 struct req_state {
+	const struct srv_state *st; /* one request sees one state */
 	char id[17];
 	struct timespec start;
 	unsigned char *body;
@@ -153,8 +153,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, struct req_state *s, 
 }
 
 /* The verified client certificate of this connection, if any. */
-static X509 *peer_identity(struct srv_http *h, struct MHD_Connection *c, struct req_state *s,
-			   char anchor[CA_NAME_MAX])
+static X509 *peer_identity(struct MHD_Connection *c, struct req_state *s, char anchor[CA_NAME_MAX])
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	const gnutls_datum_t *peers;
@@ -175,14 +174,14 @@ static X509 *peer_identity(struct srv_http *h, struct MHD_Connection *c, struct 
 		ders[i] = peers[i].data;
 		lens[i] = peers[i].size;
 	}
-	leaf = srv_trust_verify(h->trust, ders, lens, n, anchor, why, sizeof(why));
+	leaf = srv_trust_verify(s->st->trust, ders, lens, n, anchor, why, sizeof(why));
 	if (leaf == NULL)
 		log_kv(LOG_INFO, "tls.client_cert_refused", "req", s->id, "why", why, NULL);
 	return leaf;
 }
 
 /* HTTP Basic (RFC 7617) against the configured users. */
-static void basic_identity(struct srv_http *h, struct MHD_Connection *c, struct ca_requester *who,
+static void basic_identity(const struct cfg *cfg, struct MHD_Connection *c, struct ca_requester *who,
 			   bool *failed)
 {
 	char *pass = NULL;
@@ -195,7 +194,7 @@ static void basic_identity(struct srv_http *h, struct MHD_Connection *c, struct 
 		MHD_free(pass);
 		return;
 	}
-	u = cfg_user_find(h->cfg, user);
+	u = cfg_user_find(cfg, user);
 	if (u != NULL && pass != NULL && strlen(user) < sizeof(who->id) &&
 	    sec_check_password(u->password_hash, pass, strlen(pass)) == 1) {
 		who->kind = CA_AUTH_BASIC;
@@ -210,7 +209,7 @@ static void basic_identity(struct srv_http *h, struct MHD_Connection *c, struct 
 	MHD_free(user);
 }
 
-static enum MHD_Result handle_est(struct srv_http *h, struct MHD_Connection *c, struct req_state *s,
+static enum MHD_Result handle_est(struct MHD_Connection *c, struct req_state *s,
 				  const char *method, const char *url)
 {
 	char path[256], *label = NULL, *op, anchor[CA_NAME_MAX] = "";
@@ -231,21 +230,26 @@ static enum MHD_Result handle_est(struct srv_http *h, struct MHD_Connection *c, 
 	} else {
 		op = path;
 	}
-	peer = peer_identity(h, c, s, anchor);
+	peer = peer_identity(c, s, anchor);
 	if (peer != NULL) {
 		who.kind = CA_AUTH_CLIENT_CERT;
 		snprintf(who.anchor, sizeof(who.anchor), "%s", anchor);
 		X509_NAME_oneline(X509_get_subject_name(peer), who.id, sizeof(who.id));
 	}
 	/* Basic credentials, when given, name the requester (RFC 7030 §3.2.3). */
-	basic_identity(h, c, &who, &failed);
+	basic_identity(s->st->cfg, c, &who, &failed);
 	struct est_request req = {
 		.method = method, .label = label, .op = op,
 		.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
 		.body = s->body, .body_len = s->len, .body_too_large = s->too_large,
 		.who = &who, .auth_failed = failed, .peer_cert = peer, .reqid = s->id,
 	};
-	est_handle(h->ca, h->cfg->est_default_profile, &req, &resp);
+	{
+		ca_ctx *ca;
+		const char *profile;
+		(void)srv_cas_route(s->st->cas, label, s->st->cfg->est_default_profile, &ca, &profile);
+		est_handle(ca, profile, &req, &resp);
+	}
 	ret = send_answer(c, s, method, url, resp.status, resp.content_type, resp.base64_transfer,
 			  resp.ask_basic_auth, resp.retry_after, resp.body ? resp.body : "", resp.body_len);
 	est_response_free(&resp);
@@ -266,35 +270,51 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 		if ((s = state_new()) == NULL)
 			return MHD_NO;
 		*con_cls = s;
+		s->st = atomic_load(&h->cur);
 		/* Refuse an announced oversized body before reading it. */
-		if (cl != NULL && strtoull(cl, NULL, 10) > h->cfg->max_body_bytes)
+		if (cl != NULL && strtoull(cl, NULL, 10) > s->st->cfg->max_body_bytes)
 			return send_text(c, s, method, url, 413, "request body larger than the server accepts\n");
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		append_body(s, upload_data, *upload_data_size, h->cfg->max_body_bytes);
+		append_body(s, upload_data, *upload_data_size, s->st->cfg->max_body_bytes);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0)
-		return handle_est(h, c, s, method, url);
+		return handle_est(c, s, method, url);
 	if (strcmp(url, "/health") == 0)
 		return send_text(c, s, method, url, 200, "ok\n");
 	return send_text(c, s, method, url, 404, "not found\n");
 }
 
-srv_http *srv_http_start(const struct cfg *c, ca_ctx *ca, const srv_trust *trust, struct ca_err *err)
+void srv_state_free(struct srv_state *st)
+{
+	if (st == NULL)
+		return;
+	srv_trust_free(st->trust);
+	srv_cas_free(st->cas);
+	cfg_free(st->cfg);
+	free(st);
+}
+
+struct srv_state *srv_http_swap(srv_http *h, struct srv_state *next)
+{
+	return atomic_exchange(&h->cur, next);
+}
+
+srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 {
 	srv_http *h = calloc(1, sizeof(*h));
+	const struct cfg *c = st->cfg;
+	const srv_trust *trust = st->trust;
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port) };
 
 	if (h == NULL) {
 		ca_err_set(err, CA_E_INTERNAL, "out of memory");
 		return NULL;
 	}
-	h->cfg = c;
-	h->ca = ca;
-	h->trust = trust;
+	atomic_init(&h->cur, st);
 	if (inet_pton(AF_INET, c->listen, &addr.sin_addr) != 1) {
 		ca_err_set(err, CA_E_CONFIG, "%s: server.listen: '%s' is not an IPv4 address", c->path, c->listen);
 		goto fail;

@@ -8,10 +8,22 @@
 
 typedef struct srv_http srv_http;
 
-/* Start listening (worker threads of its own). Reads the TLS files named in
- * the config. Caller stops with srv_http_stop(). NULL on error. */
-srv_http *srv_http_start(const struct cfg *c, ca_ctx *ca, const srv_trust *trust,
-			 struct ca_err *err);
+/* What requests are answered from: the config (users, limits), the CAs with
+ * their profiles, the client-certificate trust. Replaced whole on reload. */
+struct srv_state {
+	struct cfg *cfg;
+	srv_cas *cas;
+	srv_trust *trust;
+};
+void srv_state_free(struct srv_state *st);
+
+/* Start listening (worker threads of its own) on st's address with st's TLS
+ * files. st is borrowed until swapped out or stopped. NULL on error. */
+srv_http *srv_http_start(struct srv_state *st, struct ca_err *err);
+/* Answer new requests from next; returns the previous state. Requests in
+ * flight finish with the state they started with, so the caller frees the
+ * previous one only after a grace period (or after srv_http_stop()). */
+struct srv_state *srv_http_swap(srv_http *h, struct srv_state *next);
 /* Stop accepting, let requests in flight finish, free. Safe on NULL. */
 void srv_http_stop(srv_http *h);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "mintca/cfg.h"
 #include "mintca/db.h"
 #include "mintca/log.h"
@@ -25,7 +26,9 @@ static void usage(FILE *f)
 		"  -h, --help          this text\n"
 		"\n"
 		"Logs are JSON lines on standard error. SIGTERM or SIGINT stop the server\n"
-		"after the requests in flight are answered.\n");
+		"after the requests in flight are answered. SIGHUP re-reads the config:\n"
+		"profiles, CAs, users and anchors change at once for new requests, or the\n"
+		"new file is refused (logged with its reason) and the running one stays.\n");
 }
 
 static int fatal(const char *what, const struct ca_err *err)
@@ -33,6 +36,54 @@ static int fatal(const char *what, const struct ca_err *err)
 	log_kv(LOG_ERROR, what, "code", ca_code_str(err->code), "detail", err->detail, NULL);
 	fprintf(stderr, "mintcad: %s\n", err->detail);
 	return 1;
+}
+
+/* States replaced by a reload: freed once no request can still use them. */
+#define RETIRE_GRACE_S 300
+#define MAX_RETIRED 16
+struct retired {
+	struct srv_state *st;
+	time_t at;
+};
+
+static void retire(struct retired *r, size_t *n, struct srv_state *old)
+{
+	time_t now = time(NULL);
+	size_t k = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (now - r[i].at > RETIRE_GRACE_S || *n >= MAX_RETIRED)
+			srv_state_free(r[i].st);
+		else
+			r[k++] = r[i];
+	}
+	r[k].st = old;
+	r[k].at = now;
+	*n = k + 1;
+}
+
+/* Build a whole new state from the config file; NULL (and the reason logged)
+ * when anything in it is wrong, so the running state stays. */
+static struct srv_state *load_state(const char *path, db_store *st, const struct cfg *running,
+				    struct ca_err *err)
+{
+	struct srv_state *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	if ((s->cfg = cfg_load(path, err)) == NULL || (s->cas = srv_cas_open(s->cfg, st, err)) == NULL ||
+	    (s->trust = srv_trust_new(s->cfg, s->cas, err)) == NULL) {
+		srv_state_free(s);
+		return NULL;
+	}
+	if (running != NULL && (running->port != s->cfg->port || strcmp(running->listen, s->cfg->listen) != 0 ||
+				running->threads != s->cfg->threads || strcmp(running->db_dsn, s->cfg->db_dsn) != 0 ||
+				strcmp(running->tls_cert_file, s->cfg->tls_cert_file) != 0))
+		log_kv(LOG_WARN, "config.reload_partial", "why",
+		       "server.*, tls.* and database.* take effect at the next restart; profiles, CAs, users and anchors now", NULL);
+	return s;
 }
 
 int main(int argc, char **argv)
@@ -48,9 +99,9 @@ int main(int argc, char **argv)
 	struct ca_err err = { 0 };
 	struct cfg *c = NULL;
 	db_store *st = NULL;
-	sig_p11 *p11 = NULL;
-	ca_ctx *ca = NULL;
-	srv_trust *trust = NULL;
+	struct srv_state *state = NULL;
+	struct retired retired[MAX_RETIRED];
+	size_t n_retired = 0;
 	srv_http *http = NULL;
 	sigset_t sigs;
 	int o, sig, rc = 1;
@@ -80,6 +131,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -87,27 +139,44 @@ int main(int argc, char **argv)
 		rc = fatal("db.unavailable", &err);
 		goto out;
 	}
-	if ((ca = srv_open_ca(c, st, &p11, &err)) == NULL) {
+	if ((state = calloc(1, sizeof(*state))) == NULL)
+		goto out;
+	state->cfg = c;
+	c = NULL;
+	if ((state->cas = srv_cas_open(state->cfg, st, &err)) == NULL) {
 		rc = fatal("ca.unavailable", &err);
 		goto out;
 	}
-	if (c->signer == CFG_SIGNER_FILE)
+	if (state->cfg->signer == CFG_SIGNER_FILE)
 		log_kv(LOG_WARN, "ca.unsafe", "why", "CA keys are in files: development only, never production", NULL);
-	if (srv_ensure_tls(c, ca, &err) != 0 || (trust = srv_trust_new(c, ca, &err)) == NULL ||
-	    (http = srv_http_start(c, ca, trust, &err)) == NULL) {
+	if (srv_ensure_tls(state->cfg, srv_cas_at(state->cas, 0), &err) != 0 ||
+	    (state->trust = srv_trust_new(state->cfg, state->cas, &err)) == NULL ||
+	    (http = srv_http_start(state, &err)) == NULL) {
 		rc = fatal("server.start_failed", &err);
 		goto out;
 	}
-	snprintf(port, sizeof(port), "%u", c->port);
-	log_kv(LOG_INFO, "server.ready", "listen", c->listen, "port", port, "ca", c->ca_name,
-	       "signer", c->signer == CFG_SIGNER_PKCS11 ? "pkcs11" : "file", NULL);
-	if (sigwait(&sigs, &sig) == 0)
-		log_kv(LOG_INFO, "server.stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+	snprintf(port, sizeof(port), "%u", state->cfg->port);
+	log_kv(LOG_INFO, "server.ready", "listen", state->cfg->listen, "port", port, "ca", state->cfg->ca_name,
+	       "signer", state->cfg->signer == CFG_SIGNER_PKCS11 ? "pkcs11" : "file", NULL);
+	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+		struct ca_err rerr = { 0 };
+		struct srv_state *next = load_state(path, st, state->cfg, &rerr);
+		if (next == NULL) {
+			log_kv(LOG_ERROR, "config.reload_refused", "detail", rerr.detail,
+			       "why", "the running configuration stays", NULL);
+			continue;
+		}
+		retire(retired, &n_retired, srv_http_swap(http, next));
+		state = next;
+		log_kv(LOG_INFO, "config.reloaded", "path", path, NULL);
+	}
+	log_kv(LOG_INFO, "server.stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 	rc = 0;
 out:
 	srv_http_stop(http);
-	srv_trust_free(trust);
-	srv_close_ca(ca, p11);
+	for (size_t i = 0; i < n_retired; i++)
+		srv_state_free(retired[i].st);
+	srv_state_free(state);
 	db_store_close(st);
 	cfg_free(c);
 	if (rc == 0)

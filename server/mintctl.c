@@ -24,6 +24,9 @@ static void usage(FILE *f)
 		"  passwd     hash a password read from standard input, for \"users\" in the config\n"
 		"  issue      issue a certificate from a CSR file through the normal issuance path\n"
 		"  ca show    print the CA certificates (root, then issuing) as PEM\n"
+		"  ca init    create a root CA, its key generated inside the token\n"
+		"  ca create  create an intermediate or issuing CA under a CA in the store\n"
+		"  ca import  record an existing CA certificate whose key is on a token\n"
 		"  policy explain  show the policy decision for a CSR, rule by rule, issuing nothing\n"
 		"  profile size    print the certificate a profile yields and its size in bytes\n");
 }
@@ -80,21 +83,33 @@ static int cmd_passwd(int argc, char **argv)
 }
 
 /* Open config, store and CA for commands that need them. */
-ca_ctx *ctl_open_all(const char *path, struct cfg **c, db_store **st, sig_p11 **p11)
+srv_cas *ctl_open_all(const char *path, struct cfg **c, db_store **st)
 {
 	struct ca_err err = { 0 };
-	ca_ctx *ca = NULL;
+	srv_cas *cas = NULL;
 
 	log_set_level(LOG_WARN);
 	if ((*c = cfg_load(path, &err)) == NULL || (*st = db_store_open((*c)->db_dsn, &err)) == NULL ||
-	    db_migrate(*st, &err) != 0 || (ca = srv_open_ca(*c, *st, p11, &err)) == NULL)
+	    db_migrate(*st, &err) != 0 || (cas = srv_cas_open(*c, *st, &err)) == NULL)
 		fprintf(stderr, "mintctl: %s\n", err.detail);
+	return cas;
+}
+
+ca_ctx *ctl_ca_of(const srv_cas *cas, const char *profile)
+{
+	ca_ctx *ca;
+	const char *p;
+
+	if (srv_cas_route(cas, profile, NULL, &ca, &p) != 0 || p == NULL || strcmp(p, profile) != 0) {
+		fprintf(stderr, "mintctl: no profile named '%s'\n", profile);
+		return NULL;
+	}
 	return ca;
 }
 
-void ctl_close_all(struct cfg *c, db_store *st, sig_p11 *p11, ca_ctx *ca)
+void ctl_close_all(struct cfg *c, db_store *st, srv_cas *cas)
 {
-	srv_close_ca(ca, p11);
+	srv_cas_free(cas);
 	db_store_close(st);
 	cfg_free(c);
 }
@@ -134,7 +149,7 @@ static int cmd_issue(int argc, char **argv)
 	const char *cfgp = NULL, *profile = NULL, *csrp = NULL, *outp = NULL;
 	struct cfg *c = NULL;
 	db_store *st = NULL;
-	sig_p11 *p11 = NULL;
+	srv_cas *cas = NULL;
 	ca_ctx *ca;
 	struct ca_err err = { 0 };
 	struct ca_requester who = { .kind = CA_AUTH_OPERATOR };
@@ -168,7 +183,7 @@ static int cmd_issue(int argc, char **argv)
 		return 1;
 	}
 	snprintf(who.id, sizeof(who.id), "%s", getenv("USER") ? getenv("USER") : "mintctl");
-	if ((ca = ctl_open_all(cfgp, &c, &st, &p11)) == NULL)
+	if ((cas = ctl_open_all(cfgp, &c, &st)) == NULL || (ca = ctl_ca_of(cas, profile)) == NULL)
 		goto out;
 	struct ca_issue_req req = { .csr_der = der, .csr_len = len, .profile = profile, .who = &who, .protocol = "cli" };
 	if (ca_issue(ca, &req, &res, &err) != 0) {
@@ -188,7 +203,7 @@ static int cmd_issue(int argc, char **argv)
 out:
 	ca_issue_res_free(&res);
 	OPENSSL_free(der);
-	ctl_close_all(c, st, p11, ca);
+	ctl_close_all(c, st, cas);
 	return rc;
 }
 
@@ -197,8 +212,7 @@ static int cmd_ca_show(int argc, char **argv)
 	const char *cfgp = NULL;
 	struct cfg *c = NULL;
 	db_store *st = NULL;
-	sig_p11 *p11 = NULL;
-	ca_ctx *ca;
+	srv_cas *cas;
 	int o;
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
@@ -219,14 +233,21 @@ static int cmd_ca_show(int argc, char **argv)
 		fprintf(stderr, "mintctl ca show: -c CONFIG is required\n");
 		return 2;
 	}
-	if ((ca = ctl_open_all(cfgp, &c, &st, &p11)) == NULL) {
-		ctl_close_all(c, st, p11, ca);
+	if ((cas = ctl_open_all(cfgp, &c, &st)) == NULL) {
+		ctl_close_all(c, st, cas);
 		return 1;
 	}
-	if (ca_root_cert(ca) != NULL)
-		PEM_write_X509(stdout, ca_root_cert(ca));
-	PEM_write_X509(stdout, ca_issuing_cert(ca));
-	ctl_close_all(c, st, p11, ca);
+	/* The default CA first, root before issuing CA; then each other CA's chain. */
+	for (size_t i = 0; i < srv_cas_count(cas); i++) {
+		X509 *chain[8];
+		size_t n = ca_chain(srv_cas_at(cas, i), chain, 8);
+		if (i > 0)
+			printf("# CA %s\n", ca_name(srv_cas_at(cas, i)));
+		for (size_t k = n; k-- > 0;)
+			if (i == 0 || k + 1 < n)
+				PEM_write_X509(stdout, chain[k]);
+	}
+	ctl_close_all(c, st, cas);
 	return 0;
 }
 
@@ -243,6 +264,12 @@ int main(int argc, char **argv)
 		return cmd_issue(argc - 1, argv + 1);
 	if (strcmp(argv[1], "ca") == 0 && argc > 2 && strcmp(argv[2], "show") == 0)
 		return cmd_ca_show(argc - 2, argv + 2);
+	if (strcmp(argv[1], "ca") == 0 && argc > 2 && strcmp(argv[2], "init") == 0)
+		return ctl_ca_init(argc - 2, argv + 2);
+	if (strcmp(argv[1], "ca") == 0 && argc > 2 && strcmp(argv[2], "create") == 0)
+		return ctl_ca_create(argc - 2, argv + 2);
+	if (strcmp(argv[1], "ca") == 0 && argc > 2 && strcmp(argv[2], "import") == 0)
+		return ctl_ca_import(argc - 2, argv + 2);
 	if (strcmp(argv[1], "policy") == 0 && argc > 2 && strcmp(argv[2], "explain") == 0)
 		return ctl_policy_explain(argc - 2, argv + 2);
 	if (strcmp(argv[1], "profile") == 0 && argc > 2 && strcmp(argv[2], "size") == 0)

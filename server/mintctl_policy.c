@@ -53,7 +53,7 @@ int ctl_policy_explain(int argc, char **argv)
 	struct args a = { 0 };
 	struct cfg *c = NULL;
 	db_store *st = NULL;
-	sig_p11 *p11 = NULL;
+	srv_cas *cas = NULL;
 	ca_ctx *ca = NULL;
 	struct ca_requester who;
 	struct pol_trace t = { 0 };
@@ -80,14 +80,15 @@ int ctl_policy_explain(int argc, char **argv)
 		fprintf(stderr, "mintctl policy explain: %s: not a PEM or DER certificate request\n", a.csr);
 		return 2;
 	}
-	if ((ca = ctl_open_all(a.cfg, &c, &st, &p11)) == NULL)
+	if ((cas = ctl_open_all(a.cfg, &c, &st)) == NULL)
 		goto out;
 	rc = 1;
 	printf("profile %s, credential %s, CSR %s\n", a.profile, a.cred, a.csr);
-	if ((p = ca_profile_find(ca, a.profile)) == NULL || p->internal) {
+	if ((ca = ctl_ca_of(cas, a.profile)) == NULL || (p = ca_profile_find(ca, a.profile)) == NULL) {
 		printf("DENY  no profile named '%s'\n", a.profile);
 		goto out;
 	}
+	printf("info  issuing CA: %s\n", ca_name(ca));
 	if (pol_authorize(ca, p, &who, NULL, &t, &err) == 0) {
 		if ((req = ca_csr_decode(der, len, &err)) == NULL)
 			printf("DENY  %s\n", err.detail);
@@ -105,7 +106,7 @@ out:
 	pol_trace_free(&t);
 	X509_REQ_free(req);
 	OPENSSL_free(der);
-	ctl_close_all(c, st, p11, ca);
+	ctl_close_all(c, st, cas);
 	return rc;
 }
 

@@ -11,11 +11,15 @@
 
 struct srv_trust {
 	X509_STORE *store;
-	STACK_OF(X509) *untrusted;  /* our issuing CA, offered as a chain link */
-	/* which anchor a trusted certificate belongs to */
+	STACK_OF(X509) *untrusted;  /* our issuing CAs and intermediates, as chain links */
+	/* which anchor a trusted certificate belongs to (configured anchors) */
 	X509 **certs;
 	char (*names)[CA_NAME_MAX];
 	size_t n;
+	/* our issuing CAs: a certificate one of them issued authenticates as its name */
+	X509 **own;
+	char (*own_names)[CA_NAME_MAX];
+	size_t n_own;
 	char *pem;
 };
 
@@ -43,20 +47,52 @@ static int append_pem(BIO *b, X509 *x)
 	return PEM_write_bio_X509(b, x) == 1 ? 0 : -1;
 }
 
-srv_trust *srv_trust_new(const struct cfg *c, ca_ctx *ca, struct ca_err *err)
+/* Our CAs: each root trusted once, each issuing CA and intermediate a link. */
+static int add_own(srv_trust *t, BIO *pem, const srv_cas *cas)
+{
+	size_t n = srv_cas_count(cas);
+
+	if ((t->own = calloc(n, sizeof(*t->own))) == NULL ||
+	    (t->own_names = calloc(n, sizeof(*t->own_names))) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		ca_ctx *ca = srv_cas_at(cas, i);
+		X509 *chain[8];
+		size_t k = ca_chain(ca, chain, 8);
+		X509 *top = chain[k - 1];
+		if (X509_STORE_add_cert(t->store, top) != 1) {
+			/* the same root under several CAs is added once */
+			unsigned long e = ERR_peek_last_error();
+			if (ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE)
+				return -1;
+			ERR_clear_error();
+		} else if (append_pem(pem, top) != 0) {
+			return -1;
+		}
+		for (size_t j = 0; j + 1 < k; j++)
+			if (!X509_add_cert(t->untrusted, chain[j], X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP))
+				return -1;
+		if (k == 1 && append_pem(pem, top) != 0)
+			return -1;
+		if (!X509_up_ref(chain[0]))
+			return -1;
+		t->own[t->n_own] = chain[0];
+		snprintf(t->own_names[t->n_own++], CA_NAME_MAX, "%s", ca_name(ca));
+	}
+	return 0;
+}
+
+srv_trust *srv_trust_new(const struct cfg *c, const srv_cas *cas, struct ca_err *err)
 {
 	srv_trust *t = calloc(1, sizeof(*t));
 	BIO *pem = BIO_new(BIO_s_mem());
-	X509 *top = ca_root_cert(ca) ? ca_root_cert(ca) : ca_issuing_cert(ca);
 	char *data;
 	long len;
 
 	if (t == NULL || pem == NULL || (t->store = X509_STORE_new()) == NULL ||
 	    (t->untrusted = sk_X509_new_null()) == NULL)
 		goto oom;
-	if (add_trusted(t, top, ca_name(ca)) != 0 || append_pem(pem, top) != 0)
-		goto oom;
-	if (top != ca_issuing_cert(ca) && !X509_add_cert(t->untrusted, ca_issuing_cert(ca), X509_ADD_FLAG_UP_REF))
+	if (add_own(t, pem, cas) != 0)
 		goto oom;
 	for (size_t i = 0; i < c->n_anchors; i++) {
 		FILE *f = fopen(c->anchors[i].ca_file, "r");
@@ -108,6 +144,10 @@ void srv_trust_free(srv_trust *t)
 		X509_free(t->certs[i]);
 	free(t->certs);
 	free(t->names);
+	for (size_t i = 0; i < t->n_own; i++)
+		X509_free(t->own[i]);
+	free(t->own);
+	free(t->own_names);
 	free(t->pem);
 	free(t);
 }
@@ -153,12 +193,23 @@ X509 *srv_trust_verify(const srv_trust *t, const unsigned char *const *ders,
 			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(vc)));
 		goto out;
 	}
+	/* Issued by one of our CAs: that CA is the anchor. */
+	if (sk_X509_num(X509_STORE_CTX_get0_chain(vc)) > 1) {
+		X509 *issuer = sk_X509_value(X509_STORE_CTX_get0_chain(vc), 1);
+		for (size_t i = 0; i < t->n_own && !ok; i++)
+			if (X509_cmp(issuer, t->own[i]) == 0) {
+				snprintf(anchor, CA_NAME_MAX, "%s", t->own_names[i]);
+				ok = 1;
+			}
+	}
 	top = sk_X509_value(X509_STORE_CTX_get0_chain(vc), sk_X509_num(X509_STORE_CTX_get0_chain(vc)) - 1);
 	for (size_t i = 0; i < t->n && !ok; i++)
 		if (X509_cmp(top, t->certs[i]) == 0) {
 			snprintf(anchor, CA_NAME_MAX, "%s", t->names[i]);
 			ok = 1;
 		}
+	if (!ok)
+		snprintf(why, whylen, "client certificate chains to one of our roots but not through a CA this server serves");
 out:
 	X509_STORE_CTX_free(vc);
 	/* chain holds our up-ref'd issuing cert (from dup: not up-ref'd) and the

@@ -82,6 +82,7 @@ struct ca_profile {
 	size_t n_cert_anchors;
 	bool operator_allowed;       /* the operator CLI and the server itself */
 	bool internal;               /* the server's own; no protocol label reaches it */
+	char ca[CA_NAME_MAX];        /* the issuing CA it issues from; "" = the default CA */
 
 	/* Subject: rules per attribute type; the others follow subject_other
 	 * (KEEP, DROP or REFUSE). No rules at all: the CSR's subject is kept. */
@@ -198,12 +199,21 @@ int ca_key_usage_bit(const char *name);
  * zeroed). 0, or -1 when a profile of that name already exists. */
 int ca_ctx_add_profile(ca_ctx *ctx, struct ca_profile *p, struct ca_err *err);
 const struct ca_profile *ca_profile_find(const ca_ctx *ctx, const char *name);
+/* Name of the first profile open to protocols (not internal), or NULL. */
+const char *ca_first_profile(const ca_ctx *ctx);
 
 /* Injected clock and randomness so tests can fix time and serials. */
 typedef time_t (*ca_clock_fn)(void *arg);
 typedef int (*ca_rand_fn)(unsigned char *buf, size_t len, void *arg); /* 0 ok */
 void ca_ctx_set_clock(ca_ctx *ctx, ca_clock_fn fn, void *arg);
 void ca_ctx_set_rand(ca_ctx *ctx, ca_rand_fn fn, void *arg);
+
+/* Add an intermediate between the issuing CA and the root, nearest the
+ * issuing CA first (takes ownership). 0 or -1. */
+int ca_ctx_add_chain(ca_ctx *ctx, X509 *intermediate, struct ca_err *err);
+/* The chain a client needs: issuing CA, intermediates, root (borrowed).
+ * Returns how many were written (at most max). */
+size_t ca_chain(const ca_ctx *ctx, X509 **out, size_t max);
 
 const char *ca_name(const ca_ctx *ctx);
 X509 *ca_issuing_cert(const ca_ctx *ctx);     /* borrowed */
@@ -233,6 +243,16 @@ X509 *ca_make_root(sig_key *key, const char *subject, long long validity_seconds
 X509 *ca_make_intermediate(sig_key *parent_key, X509 *parent_cert, EVP_PKEY *child_pub,
 			   const char *subject, long long validity_seconds,
 			   struct ca_err *err);
+/* Like ca_make_intermediate with pathLenConstraint path_len (-1: none), for
+ * an intermediate that itself certifies issuing CAs. */
+X509 *ca_make_sub_ca(sig_key *parent_key, X509 *parent_cert, EVP_PKEY *child_pub,
+		     const char *subject, long long validity_seconds, int path_len,
+		     struct ca_err *err);
+
+/* CA rollover: certificates issued by a predecessor (same chain, older key)
+ * may re-enroll with this CA. Takes ownership of cert. 0 or -1. */
+int ca_ctx_add_predecessor(ca_ctx *ctx, const char *name, X509 *cert, struct ca_err *err);
+
 /* Parse "/CN=a/O=b" into a name. Caller frees. NULL on error. */
 X509_NAME *ca_name_parse(const char *subject, struct ca_err *err);
 

@@ -18,6 +18,17 @@ struct cfg_anchor {
 
 enum cfg_signer { CFG_SIGNER_PKCS11, CFG_SIGNER_FILE };
 
+/* A further issuing CA ("issuing_cas"[i]): its certificate is in the store
+ * (mintctl ca init / create / import); its key on its own token or file. */
+struct cfg_ca {
+	char *name;
+	enum cfg_signer signer;
+	char *module, *token_label, *pin_file, *key_label; /* pkcs11 */
+	char *key_file;                                    /* file: development only */
+	char **replaces;   /* rollover: CAs whose certificates re-enroll here */
+	size_t n_replaces;
+};
+
 struct cfg {
 	char *path;
 	/* server */
@@ -40,6 +51,8 @@ struct cfg {
 	char *p11_module, *p11_token_label, *p11_pin_file;
 	char *p11_root_key_label, *p11_issuing_key_label;
 	char *file_root_key, *file_issuing_key;
+	struct cfg_ca *issuing_cas;
+	size_t n_issuing_cas;
 	/* log */
 	char *log_level;
 	/* est */

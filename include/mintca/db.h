@@ -15,6 +15,13 @@ typedef struct db_store db_store;
 db_store *db_store_open(const char *dsn, struct ca_err *err);
 /* Closes every connection the store opened. Call once no thread uses it. */
 void db_store_close(db_store *st);
+/* Group commit (the default, on): db_reserve_serial() and db_commit_cert()
+ * calls made at the same time by different threads share one transaction
+ * (one WAL flush), on committer threads with their own sessions; each call
+ * still returns only once its own row is committed or has failed. Off: each
+ * call is its own transaction on the calling thread's session. Set it before
+ * other threads use the store. */
+void db_store_set_group_commit(db_store *st, int on);
 
 /* Apply the migrations in db/migrations/ not yet applied, under an advisory
  * lock so several nodes may start together. 0 or -1. */
@@ -55,6 +62,11 @@ int db_commit_cert(db_store *st, const struct db_cert_row *row, struct ca_err *e
  * found, -1 error. */
 int db_ca_get(db_store *st, const char *name, unsigned char **der, size_t *len,
 	      struct ca_err *err) __attribute__((warn_unused_result));
+/* Like db_ca_get, and the parent's name into parent[plen] ("" for a root). */
+int db_ca_get_parent(db_store *st, const char *name, unsigned char **der, size_t *len,
+		     char *parent, size_t plen, struct ca_err *err) __attribute__((warn_unused_result));
+/* The key label recorded with a CA, into label[len]. 0, 1 none, -1 error. */
+int db_ca_key_label(db_store *st, const char *name, char *label, size_t len, struct ca_err *err);
 /* Insert a CA certificate. parent may be NULL (root). 0 or -1. */
 int db_ca_put(db_store *st, const char *name, const char *parent,
 	      const char *key_label, const unsigned char *der, size_t len,

@@ -12,7 +12,7 @@
 
 struct est_request {
 	const char *method;        /* "GET" / "POST" */
-	const char *label;         /* RFC 7030 §3.2.2 label (profile name) or NULL */
+	const char *label;         /* RFC 7030 §3.2.2 label (profile or CA name) or NULL */
 	const char *op;            /* "cacerts", "simpleenroll", ... */
 	const char *content_type;  /* may be NULL */
 	const unsigned char *body;
@@ -34,9 +34,12 @@ struct est_response {
 	size_t body_len;
 };
 
-/* Handle one request. Always fills resp (errors become an HTTP status with a
- * plain-text reason that cites the rule). */
-void est_handle(ca_ctx *ca, const char *default_profile,
+/* Handle one request for the CA and profile its label leads to (the server
+ * resolves labels; ca NULL: the label leads nowhere, 404; profile NULL: the
+ * CA answers cacerts only). Always
+ * fills resp (errors become an HTTP status with a plain-text reason that
+ * cites the rule). */
+void est_handle(ca_ctx *ca, const char *profile,
 		const struct est_request *req, struct est_response *resp);
 void est_response_free(struct est_response *resp);
 

@@ -34,6 +34,17 @@ void sig_p11_close(sig_p11 *p);
  * on the token too). Caller frees with sig_close(). NULL on error. */
 sig_key *sig_p11_key(sig_p11 *p, const char *key_label, struct ca_err *err);
 
+/* Generate a key pair inside the token (never exported: CKA_SENSITIVE,
+ * not CKA_EXTRACTABLE, CKA_TOKEN) with both halves labelled key_label and a
+ * fresh random CKA_ID. key_type: "ec-p256", "ec-p384", "rsa-2048",
+ * "rsa-3072", "rsa-4096". Refuses (CA_E_CONFIG) when a key with that label
+ * exists. Talks PKCS#11 directly (libp11 cannot generate EC keys) and
+ * finalizes the module before returning, so sig_p11_open() works after it.
+ * 0 or -1. */
+int sig_p11_generate(const char *module, const char *token_label, const sec_str *pin,
+		     const char *key_label, const char *key_type, struct ca_err *err)
+	__attribute__((warn_unused_result));
+
 /* DEVELOPMENT ONLY: a private key in a PEM file. Logs a warning on every
  * open. Caller frees with sig_close(). */
 sig_key *sig_file_key(const char *pem_path, struct ca_err *err);

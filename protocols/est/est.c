@@ -296,23 +296,32 @@ static void enroll(ca_ctx *ca, const struct ca_profile *p, const struct est_requ
 	OPENSSL_free(der);
 }
 
-void est_handle(ca_ctx *ca, const char *default_profile, const struct est_request *req,
+void est_handle(ca_ctx *ca, const char *profile, const struct est_request *req,
 		struct est_response *r)
 {
-	const char *pname = req->label ? req->label : default_profile;
-	const struct ca_profile *p = pname ? ca_profile_find(ca, pname) : NULL;
+	const char *pname = profile;
+	const struct ca_profile *p = ca && pname ? ca_profile_find(ca, pname) : NULL;
 	bool get = strcmp(req->method, "GET") == 0, post = strcmp(req->method, "POST") == 0;
-	X509 *chain[2] = { ca_issuing_cert(ca), ca_root_cert(ca) };
+	X509 *chain[8];
+	size_t nchain;
 
 	memset(r, 0, sizeof(*r));
-	if (p == NULL || p->internal) {
-		set_text(r, 404, "RFC 7030 §3.2.2: no CA label '%s' on this server", pname ? pname : "");
+	if (ca == NULL || (p != NULL && p->internal)) {
+		set_text(r, 404, "RFC 7030 §3.2.2: no CA label '%s' on this server",
+			 req->label ? req->label : pname ? pname : "");
+		return;
+	}
+	/* A CA that issues under no profile (e.g. after a rollover) still
+	 * serves its certificates. */
+	if (p == NULL && strcmp(req->op, "cacerts") != 0) {
+		set_text(r, 404, "RFC 7030 §3.2.2: label '%s' issues no certificates (CA '%s' has no profile)",
+			 req->label ? req->label : "", ca_name(ca));
 		return;
 	}
 	if (strcmp(req->op, "cacerts") == 0) {
 		if (!get)
 			set_text(r, 405, "RFC 7030 §4.1: cacerts takes GET");
-		else if (certs_only(r, chain, 2) != 0)
+		else if (nchain = ca_chain(ca, chain, 8), certs_only(r, chain, nchain) != 0)
 			set_text(r, 500, "cannot encode CA certificates");
 	} else if (strcmp(req->op, "simpleenroll") == 0 || strcmp(req->op, "simplereenroll") == 0) {
 		if (!post)

@@ -8,7 +8,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static ca_ctx *ca;
+	static ca_ctx *ca; /* owned by the wrapping srv_cas, kept for the process */
 	static srv_trust *trust;
 	const unsigned char *ders[8];
 	size_t lens[8], n = 0;
@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct ca_err err = { 0 };
 		log_set_level(LOG_ERROR);
 		ca = fuzz_make_ca();
-		if ((trust = srv_trust_new(&c, ca, &err)) == NULL)
+		if ((trust = srv_trust_new(&c, srv_cas_wrap(ca), &err)) == NULL)
 			abort();
 	}
 	while (size >= 2 && n < 8) {

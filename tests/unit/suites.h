@@ -10,5 +10,6 @@ Suite *issue_suite(void);  /* test_issue.c: ca_issue with a software CA */
 Suite *serial_suite(void); /* test_serial.c: ca_serial_new */
 Suite *secret_suite(void); /* test_secret.c: password hashes, secret files */
 Suite *cfg_suite(void);    /* test_cfg.c: cfg_load */
+Suite *policy_suite(void); /* test_policy.c: pol_authorize, pol_check, profile rules */
 
 #endif
