@@ -15,6 +15,37 @@ static const struct db_stmt st_ca_put = {
 	4
 };
 
+/* The CA's row (cert_der, parent, key_label) in *res, binary: 0 found,
+ * 1 not found, -1 error. */
+static int ca_row(db_store *st, const char *name, PGresult **res, struct ca_err *err)
+{
+	const char *vals[1] = { name };
+	struct db_conn *c;
+
+	*res = NULL;
+	if (name == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "ca_get: no CA name");
+		return -1;
+	}
+	if ((c = db_conn_get(st, err)) == NULL)
+		return -1;
+	/* binary result: the bytea arrives as its bytes, text as its bytes */
+	if ((*res = db_exec(c, &st_ca_get, vals, NULL, NULL, 1, 1, err)) == NULL)
+		return -1;
+	return PQntuples(*res) == 0 ? 1 : 0;
+}
+
+/* Column col of the row as a C string into buf[len] ("" when NULL). */
+static void text_col(const PGresult *res, int col, char *buf, size_t len)
+{
+	int n = PQgetisnull(res, 0, col) ? 0 : PQgetlength(res, 0, col);
+
+	if ((size_t)n >= len)
+		n = (int)len - 1;
+	memcpy(buf, PQgetvalue(res, 0, col), (size_t)n);
+	buf[n] = '\0';
+}
+
 int db_ca_get(db_store *st, const char *name, unsigned char **der, size_t *len,
 	      struct ca_err *err)
 {
@@ -23,26 +54,13 @@ int db_ca_get(db_store *st, const char *name, unsigned char **der, size_t *len,
 
 int db_ca_key_label(db_store *st, const char *name, char *label, size_t len, struct ca_err *err)
 {
-	const char *vals[1] = { name };
-	struct db_conn *c;
-	PGresult *res = NULL;
-	int rc = -1, n;
+	PGresult *res;
+	int rc = ca_row(st, name, &res, err);
 
-	if ((c = db_conn_get(st, err)) == NULL)
-		goto out;
-	if ((res = db_exec(c, &st_ca_get, vals, NULL, NULL, 1, 1, err)) == NULL)
-		goto out;
-	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 2)) {
+	if (rc == 0 && PQgetisnull(res, 0, 2))
 		rc = 1;
-		goto out;
-	}
-	n = PQgetlength(res, 0, 2);
-	if ((size_t)n >= len)
-		n = (int)len - 1;
-	memcpy(label, PQgetvalue(res, 0, 2), (size_t)n);
-	label[n] = '\0';
-	rc = 0;
-out:
+	if (rc == 0)
+		text_col(res, 2, label, len);
 	PQclear(res);
 	return rc;
 }
@@ -50,41 +68,23 @@ out:
 int db_ca_get_parent(db_store *st, const char *name, unsigned char **der, size_t *len,
 		     char *parent, size_t plen, struct ca_err *err)
 {
-	const char *vals[1] = { name };
-	struct db_conn *c;
-	PGresult *res = NULL;
+	PGresult *res;
 	unsigned char *p;
-	int rc = -1, n;
+	int rc = ca_row(st, name, &res, err), n;
 
 	*der = NULL;
 	*len = 0;
-	if (name == NULL) {
-		ca_err_set(err, CA_E_INTERNAL, "ca_get: no CA name");
+	if (rc != 0)
 		goto out;
-	}
-	if ((c = db_conn_get(st, err)) == NULL)
-		goto out;
-	/* binary result: the bytea arrives as its bytes */
-	if ((res = db_exec(c, &st_ca_get, vals, NULL, NULL, 1, 1, err)) == NULL)
-		goto out;
-	if (PQntuples(res) == 0) {
-		rc = 1;
-		goto out;
-	}
+	rc = -1;
 	n = PQgetlength(res, 0, 0);
 	if ((p = malloc(n > 0 ? (size_t)n : 1)) == NULL) {
 		ca_err_set(err, CA_E_STORE, "ca_get: out of memory");
 		goto out;
 	}
 	memcpy(p, PQgetvalue(res, 0, 0), (size_t)n);
-	if (parent != NULL && plen > 0) {
-		/* text in binary format: its bytes, no terminator */
-		int pl = PQgetisnull(res, 0, 1) ? 0 : PQgetlength(res, 0, 1);
-		if ((size_t)pl >= plen)
-			pl = (int)plen - 1;
-		memcpy(parent, PQgetvalue(res, 0, 1), (size_t)pl);
-		parent[pl] = '\0';
-	}
+	if (parent != NULL && plen > 0)
+		text_col(res, 1, parent, plen);
 	*der = p;
 	*len = (size_t)n;
 	rc = 0;
