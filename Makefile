@@ -96,6 +96,7 @@ unit: $(BUILD)/unit_tests
 
 integration: $(BUILD)/mintcad $(BUILD)/mintctl
 	MINTCA_BUILD=$(BUILD) sh tests/integration/run.sh
+	MINTCA_BUILD=$(BUILD) sh tests/integration/policy.sh
 
 # Every test, in the normal build and then under AddressSanitizer + UBSan.
 test: deps

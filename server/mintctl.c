@@ -237,15 +237,26 @@ static int cmd_ca_show(int argc, char **argv)
 		ctl_close_all(c, st, cas);
 		return 1;
 	}
-	/* The default CA first, root before issuing CA; then each other CA's chain. */
-	for (size_t i = 0; i < srv_cas_count(cas); i++) {
-		X509 *chain[8];
-		size_t n = ca_chain(srv_cas_at(cas, i), chain, 8);
-		if (i > 0)
-			printf("# CA %s\n", ca_name(srv_cas_at(cas, i)));
-		for (size_t k = n; k-- > 0;)
-			if (i == 0 || k + 1 < n)
+	/* Each CA's chain, root first; a certificate shared by chains once. */
+	{
+		X509 *shown[64];
+		size_t n_shown = 0;
+		for (size_t i = 0; i < srv_cas_count(cas); i++) {
+			X509 *chain[8];
+			size_t n = ca_chain(srv_cas_at(cas, i), chain, 8);
+			if (i > 0)
+				printf("# CA %s\n", ca_name(srv_cas_at(cas, i)));
+			for (size_t k = n; k-- > 0;) {
+				bool seen = false;
+				for (size_t j = 0; j < n_shown && !seen; j++)
+					seen = X509_cmp(shown[j], chain[k]) == 0;
+				if (seen)
+					continue;
 				PEM_write_X509(stdout, chain[k]);
+				if (n_shown < sizeof(shown) / sizeof(shown[0]))
+					shown[n_shown++] = chain[k];
+			}
+		}
 	}
 	ctl_close_all(c, st, cas);
 	return 0;

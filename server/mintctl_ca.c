@@ -148,7 +148,10 @@ static X509 *load_from_store(db_store *st, const char *name, char *key_label, si
 	int r = db_ca_get_parent(st, name, &der, &len, parent, sizeof(parent), &err);
 
 	if (r != 0) {
-		fprintf(stderr, "mintctl ca: %s\n", r > 0 ? "no such CA in the store" : err.detail);
+		if (r > 0)
+			fprintf(stderr, "mintctl ca: no such CA '%s' in the store\n", name);
+		else
+			fprintf(stderr, "mintctl ca: %s\n", err.detail);
 		return NULL;
 	}
 	p = der;
@@ -209,6 +212,20 @@ static int run(int argc, char **argv, const char *usage, int kind)
 	if (a.module == NULL || a.token == NULL || a.pin_file == NULL) {
 		fprintf(stderr, "mintctl ca: give --module, --token-label and --pin-file (the config's CA uses a file key)\n");
 		goto out;
+	}
+	/* Refuse a taken name before anything is generated on the token. */
+	{
+		unsigned char *der = NULL;
+		size_t len;
+		int r = db_ca_get(st, a.name, &der, &len, &err);
+		free(der);
+		if (r != 1) {
+			if (r == 0)
+				fprintf(stderr, "mintctl ca: CA '%s' is already in the store: nothing generated\n", a.name);
+			else
+				fprintf(stderr, "mintctl ca: %s\n", err.detail);
+			goto out;
+		}
 	}
 	if (a.parent != NULL && (parent = load_from_store(st, a.parent, plabel, sizeof(plabel))) == NULL)
 		goto out;

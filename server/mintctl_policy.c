@@ -114,9 +114,9 @@ static const char size_usage[] =
 	"usage: mintctl profile size -c CONFIG --profile NAME [--csr FILE]\n\n"
 	"Prints the certificate the profile yields for the CSR (default: a P-256 key,\n"
 	"CN of 16 hex characters, one 32-character dNSName) and its DER size. The\n"
-	"certificate is signed by a throwaway software key with the issuing CA's\n"
-	"name and key type, so it is the real size but never a valid certificate;\n"
-	"nothing touches the HSM or the database.\n";
+	"certificate is signed by a throwaway software key with the name and key type\n"
+	"of the profile's CA (read from the store), so it is the real size but never\n"
+	"a valid certificate; the HSM is not touched and nothing is written.\n";
 
 /* The default device CSR: P-256, CN of 16 hex, one 32-character DNS name. */
 static unsigned char *sample_csr(size_t *len)
@@ -177,8 +177,6 @@ int ctl_profile_size(int argc, char **argv)
 	X509 *fake = NULL, *real = NULL;
 	unsigned char *der = NULL;
 	size_t len = 0;
-	FILE *f;
-	char path[4096];
 	int rc = parse(argc, argv, &a, size_usage);
 
 	if (rc >= 0)
@@ -200,14 +198,23 @@ int ctl_profile_size(int argc, char **argv)
 		fprintf(stderr, "mintctl profile size: no profile named '%s'\n", a.profile);
 		goto out;
 	}
-	/* The issuing CA's certificate is beside the TLS files once the server ran;
-	 * without it the size is computed for the configured issuing subject. */
-	snprintf(path, sizeof(path), "%s", c->tls_cert_file);
-	if ((f = fopen(path, "r")) != NULL) {
-		X509 *tls = PEM_read_X509(f, NULL, NULL, NULL);
-		real = PEM_read_X509(f, NULL, NULL, NULL);
-		X509_free(tls);
-		fclose(f);
+	/* The profile's CA from the store; before the first start the default
+	 * CA is not there yet and its configured subject stands in. */
+	{
+		db_store *st = db_store_open(c->db_dsn, &err);
+		unsigned char *cder = NULL;
+		size_t clen = 0;
+		if (st != NULL && db_ca_get(st, p->ca[0] ? p->ca : c->ca_name, &cder, &clen, &err) == 0) {
+			const unsigned char *q = cder;
+			real = d2i_X509(NULL, &q, (long)clen);
+		}
+		free(cder);
+		db_store_close(st);
+		ca_err_clear(&err);
+		if (real == NULL && p->ca[0] != '\0' && strcmp(p->ca, c->ca_name) != 0) {
+			fprintf(stderr, "mintctl profile size: CA '%s' is not in the store\n", p->ca);
+			goto out;
+		}
 	}
 	{
 		EVP_PKEY *k = real ? like(X509_get0_pubkey(real)) : EVP_EC_gen("P-256");
@@ -223,7 +230,7 @@ int ctl_profile_size(int argc, char **argv)
 		goto fail;
 	if (real != NULL && !X509_set_subject_name(fake, X509_get_subject_name(real)))
 		goto fail;
-	if ((ca = ca_ctx_new(c->ca_name, key, fake, NULL, NULL, &err)) == NULL)
+	if ((ca = ca_ctx_new(p->ca[0] ? p->ca : c->ca_name, key, fake, NULL, NULL, &err)) == NULL)
 		goto fail;
 	key = NULL;
 	fake = NULL;
