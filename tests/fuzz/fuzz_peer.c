@@ -8,19 +8,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static ca_ctx *ca; /* owned by the wrapping srv_cas, kept for the process */
+	static srv_cas *cas; /* kept for the life of the process */
 	static srv_trust *trust;
 	const unsigned char *ders[8];
 	size_t lens[8], n = 0;
 	char anchor[CA_NAME_MAX], why[160];
 	X509 *leaf;
 
-	if (ca == NULL) {
+	if (cas == NULL) {
 		struct cfg c = { .path = "fuzz", .ca_name = "fuzz" };
 		struct ca_err err = { 0 };
 		log_set_level(LOG_ERROR);
-		ca = fuzz_make_ca();
-		if ((trust = srv_trust_new(&c, srv_cas_wrap(ca), &err)) == NULL)
+		if ((cas = srv_cas_wrap(fuzz_make_ca())) == NULL ||
+		    (trust = srv_trust_new(&c, cas, &err)) == NULL)
 			abort();
 	}
 	while (size >= 2 && n < 8) {
