@@ -34,6 +34,41 @@ static const struct db_stmt st_audit_issue = {
 	7
 };
 
+/* Group commit (db/group.c): the statements above for many rows at once,
+ * each parameter an array with one element per row (serials unique), each
+ * returning the serials of the rows it affected. Same rules row by row: a
+ * reservation never replaces a row; only a reserved row of that CA becomes
+ * issued, and its audit row is written exactly then. */
+static const struct db_stmt st_reserve_many = {
+	DB_S_RESERVE_MANY, "reserve_serials",
+	"INSERT INTO certificates (serial, ca, site, status) "
+	"SELECT serial, ca, site, 'reserved' "
+	"FROM unnest($1::text[], $2::text[], $3::text[]) AS r (serial, ca, site) "
+	"ON CONFLICT (serial) DO NOTHING RETURNING serial",
+	3
+};
+
+static const struct db_stmt st_commit_many = {
+	DB_S_COMMIT_MANY, "commit_certs",
+	"WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+	"$5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[]) "
+	"AS r (serial, ca, subject, sans, not_before, not_after, profile, requester, protocol, "
+	"der, renewed_serial)), "
+	"u AS (UPDATE certificates c SET status = 'issued', subject = r.subject, "
+	"sans = ARRAY(SELECT jsonb_array_elements_text(r.sans::jsonb)), "
+	"not_before = to_timestamp(r.not_before::bigint), "
+	"not_after = to_timestamp(r.not_after::bigint), "
+	"profile = r.profile, requester = r.requester, protocol = r.protocol, der = r.der, "
+	"renewed_serial = r.renewed_serial, issued_at = now() "
+	"FROM r WHERE c.serial = r.serial AND c.ca = r.ca AND c.status = 'reserved' "
+	"RETURNING c.serial, c.ca, c.site, r.requester, r.protocol, r.profile, r.subject), "
+	"a AS (INSERT INTO audit (action, ca, serial, actor, protocol, site, detail) "
+	"SELECT 'issue', ca, serial, requester, protocol, site, "
+	"jsonb_build_object('profile', profile, 'subject', subject) FROM u) "
+	"SELECT serial FROM u",
+	11
+};
+
 static const struct db_stmt st_count = {
 	DB_S_CERT_COUNT, "cert_count",
 	"SELECT count(*) FROM certificates WHERE status = 'issued'",
@@ -80,6 +115,12 @@ int db_reserve_serial(db_store *st, const char *ca, const char *serial_hex, cons
 	if (ca == NULL || serial_hex == NULL) {
 		ca_err_set(err, CA_E_INTERNAL, "reserve_serial: no CA or serial");
 		goto out;
+	}
+	if (!st->direct) {
+		/* Shares a transaction with other threads; never retried. */
+		int r = db_group_exec(st, &st_reserve_many, vals, NULL, NULL, err);
+		if (r != -2)
+			return r < 0 ? -1 : r == 1 ? 0 : 1;
 	}
 	if ((c = db_conn_get(st, err)) == NULL)
 		goto out;
@@ -201,6 +242,16 @@ int db_commit_cert(db_store *st, const struct db_cert_row *row, struct ca_err *e
 	cl[9] = (int)row->der_len;
 	cf[9] = 1; /* bytea, binary */
 	cv[10] = row->renewed_serial;
+	if (!st->direct) {
+		int r = db_group_exec(st, &st_commit_many, cv, cl, cf, err);
+		if (r == 0)
+			ca_err_set(err, CA_E_INTERNAL, "commit_cert: serial %s of CA %s is not reserved",
+				   row->serial_hex, row->ca);
+		if (r != -2) {
+			rc = r == 1 ? 0 : -1;
+			goto out;
+		}
+	}
 	if ((c = db_conn_get(st, err)) == NULL)
 		goto out;
 	for (int attempt = 0;; attempt++) {

@@ -33,6 +33,8 @@ enum db_stmt_id {
 	DB_S_UNLOCK,
 	DB_S_RATE_TAKE,
 	DB_S_RATE_PRUNE,
+	DB_S_RESERVE_MANY,        /* group commit (db/group.c) */
+	DB_S_COMMIT_MANY,
 	DB_S_COUNT_
 };
 _Static_assert(DB_S_COUNT_ <= 32, "db_conn.prepared has 32 bits");
@@ -61,6 +63,8 @@ struct db_store {
 	pthread_mutex_t mu;       /* guards conns and n_opened only */
 	struct db_conn *conns;
 	unsigned long n_opened;   /* connections opened so far (tests) */
+	struct db_group *group;   /* group commit queue (db/group.c), or NULL */
+	int direct;               /* db_store_set_group_commit(st, 0) */
 };
 
 /* This thread's connection, opened on first use. NULL (err set) if it
@@ -89,5 +93,27 @@ void db_pg_msg(PGconn *pg, const PGresult *res, char *buf, size_t n);
 /* Run a command that returns no rows with the simple protocol (BEGIN,
  * ROLLBACK, migration scripts). 0 or -1 with err set: what: message. */
 int db_simple(struct db_conn *c, const char *sql, const char *what, struct ca_err *err);
+
+/* A new session on dsn (not any thread's). NULL with err set. */
+PGconn *db_connect(const char *dsn, struct ca_err *err);
+
+/* Group commit (db/group.c): rows written at the same time by different
+ * threads share one transaction, on committer threads with their own
+ * sessions. The committers start on first use; db_group_free() stops them
+ * once every row queued is done. */
+struct db_group *db_group_new(const char *dsn);
+void db_group_free(struct db_group *g);
+/* Run s for one row, in one transaction with the rows other threads queue at
+ * the same time. s takes each parameter j as an array (text[], or bytea[]
+ * where fmts[j] is 1) holding every row's value j, and returns the serial
+ * (vals[0]) of each row it affected. Returns once that transaction
+ * committed: 1 this row was affected, 0 not; -1 with err set (CA_E_STORE) if
+ * it failed or its outcome is unknown; -2 if group commit is unavailable
+ * (run the one-row statement on the caller's own session instead). */
+int db_group_exec(struct db_store *st, const struct db_stmt *s, const char *const *vals,
+		  const int *lens, const int *fmts, struct ca_err *err);
+/* Transactions and rows so far, and the largest batch (tests). */
+void db_group_stats(struct db_store *st, unsigned long *batches, unsigned long *rows,
+		    unsigned long *max_batch);
 
 #endif

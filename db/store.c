@@ -40,7 +40,7 @@ void db_pg_msg(PGconn *pg, const PGresult *res, char *buf, size_t n)
 
 /* Only libpq's connection messages reach err: they name host, user and
  * database, never the password. */
-static PGconn *connect_dsn(const char *dsn, struct ca_err *err)
+PGconn *db_connect(const char *dsn, struct ca_err *err)
 {
 	/* Keywords before "dbname" are defaults the DSN may override. */
 	static const char *const kw[] = { "connect_timeout", "dbname", "fallback_application_name", NULL };
@@ -98,7 +98,7 @@ struct db_conn *db_conn_get(struct db_store *st, struct ca_err *err)
 		return NULL;
 	}
 	c->st = st;
-	if ((c->pg = connect_dsn(st->dsn, err)) == NULL) {
+	if ((c->pg = db_connect(st->dsn, err)) == NULL) {
 		free(c);
 		return NULL;
 	}
@@ -240,6 +240,11 @@ db_store *db_store_open(const char *dsn, struct ca_err *err)
 	/* Check the DSN now; the session stays as this thread's. */
 	if (db_conn_get(st, err) == NULL)
 		goto out;
+	/* Its committer threads start on first use. */
+	if ((st->group = db_group_new(st->dsn)) == NULL) {
+		ca_err_set(err, CA_E_STORE, "out of memory");
+		goto out;
+	}
 	ret = st;
 	st = NULL;
 out:
@@ -253,6 +258,9 @@ void db_store_close(db_store *st)
 
 	if (st == NULL)
 		return;
+	/* Calls still waiting on a committer get their outcome first. */
+	db_group_free(st->group);
+	st->group = NULL;
 	/* After this no exiting thread runs conn_drop() on this store. */
 	pthread_key_delete(st->key);
 	pthread_mutex_lock(&st->mu);
@@ -269,6 +277,11 @@ void db_store_close(db_store *st)
 		free(st->dsn);
 	}
 	free(st);
+}
+
+void db_store_set_group_commit(db_store *st, int on)
+{
+	st->direct = !on;
 }
 
 static const struct db_stmt st_lock = {

@@ -1,7 +1,8 @@
 /* bench_issue: certificates per second through ca_issue, next to the OpenSSL
- * floor for the same work, on one thread.
+ * floor for the same work, on one thread; with --dsn, also through the
+ * PostgreSQL store from several threads at once.
  *
- *   bench_issue [--p11 MODULE TOKEN PINFILE KEYLABEL] [-n N]
+ *   bench_issue [--p11 MODULE TOKEN PINFILE KEYLABEL] [--dsn DSN [--threads T]] [-n N]
  *
  * Always measured:
  *   openssl_csr_verify    d2i_X509_REQ + X509_REQ_verify of a P-256 request
@@ -11,18 +12,33 @@
  * With --p11 (the CA key on a PKCS#11 token, same CA profile and request):
  *   openssl_x509_sign_p11 X509_sign with the token key
  *   ca_issue_p11_p256     ca_issue with the token key
+ * With --dsn (a PostgreSQL database, migrated here; a CA under a new name
+ * each run so its rows never collide with an earlier run's):
+ *   ca_issue_mem_Tthreads the figure below without a store: what OpenSSL
+ *                         alone allows from T threads (the store's ceiling)
+ *   ca_issue_store_Tthreads  ca_issue with the store (serial reserved before
+ *                         signing, certificate committed before return; the
+ *                         store's group commit shares transactions between
+ *                         threads), software P-256 CA key, T threads (default
+ *                         8) on all cores, each issuing N/T certificates from
+ *                         its own pre-made requests; p50/p99 latency of one
+ *                         ca_issue; the ratio to twice ca_issue_mem_p256 (one
+ *                         core each on a 2-core machine), goal >= 50%.
  * One line per figure: name  N  seconds  per_second; then the ratios of
  * ca_issue to the floor. Times are CLOCK_MONOTONIC. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include "mintca/ca.h"
+#include "mintca/db.h"
 #include "mintca/secret.h"
 #include "mintca/sig.h"
 
@@ -50,7 +66,8 @@ static void die(const char *what, const struct ca_err *err)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench_issue [--p11 MODULE TOKEN PINFILE KEYLABEL] [-n N]\n");
+	fprintf(stderr, "usage: bench_issue [--p11 MODULE TOKEN PINFILE KEYLABEL] "
+		"[--dsn DSN [--threads T]] [-n N]\n");
 	exit(2);
 }
 
@@ -98,8 +115,9 @@ out:
 }
 
 /* A CA context around key (taken), with its own self-signed certificate
- * (so the certificate always matches the key) and one profile. */
-static ca_ctx *make_ctx(const char *name, sig_key *key)
+ * (so the certificate always matches the key) and one profile. With a
+ * store, the CA certificate is stored under name first. */
+static ca_ctx *make_ctx(const char *name, sig_key *key, db_store *store)
 {
 	struct ca_err err = { 0 };
 	struct ca_profile p = {
@@ -112,7 +130,16 @@ static ca_ctx *make_ctx(const char *name, sig_key *key)
 
 	if (cert == NULL)
 		die("ca_make_root", &err);
-	if ((ctx = ca_ctx_new(name, key, cert, NULL, NULL, &err)) == NULL)
+	if (store != NULL) {
+		unsigned char *der = NULL;
+		int len = i2d_X509(cert, &der);
+		if (len <= 0)
+			die("i2d_X509", NULL);
+		if (db_ca_put(store, name, NULL, NULL, der, (size_t)len, &err) != 0)
+			die("db_ca_put", &err);
+		OPENSSL_free(der);
+	}
+	if ((ctx = ca_ctx_new(name, key, cert, NULL, store, &err)) == NULL)
 		die("ca_ctx_new", &err);
 	if (ca_ctx_add_profile(ctx, &p, &err) != 0)
 		die("ca_ctx_add_profile", &err);
@@ -190,9 +217,142 @@ static X509 *prepared_tbs(ca_ctx *ctx, const unsigned char *der, int len)
 	return x;
 }
 
+/* Figure (c): ca_issue with the store, from several threads at once. */
+struct store_worker {
+	ca_ctx *ctx;
+	unsigned char **csrs;     /* this thread's requests */
+	int *csr_lens;
+	long n;
+	double *lat;              /* seconds per ca_issue */
+	pthread_barrier_t *start;
+};
+
+static void *store_worker(void *arg)
+{
+	static const struct ca_requester who = { .kind = CA_AUTH_OPERATOR, .id = "bench" };
+	struct store_worker *w = arg;
+
+	pthread_barrier_wait(w->start);
+	for (long i = 0; i < w->n; i++) {
+		struct ca_issue_req req = {
+			.csr_der = w->csrs[i], .csr_len = (size_t)w->csr_lens[i], .profile = "bench",
+			.who = &who, .protocol = "cli",
+		};
+		struct ca_issue_res res;
+		struct ca_err err = { 0 };
+		double t0 = now_s();
+
+		if (ca_issue(w->ctx, &req, &res, &err) != 0)
+			die("ca_issue (store)", &err);
+		w->lat[i] = now_s() - t0;
+		ca_issue_res_free(&res);
+	}
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Figure (c) with dsn, or the same without a store (dsn NULL: what
+ * OpenSSL alone allows on this many threads). Prints the figure, its
+ * latencies and, with the store, its ratio to 2 x (b). Returns its seconds. */
+static double bench_store(const char *dsn, int threads, long n, double t_mem)
+{
+	struct ca_err err = { 0 };
+	char name[64], figure[48];
+	unsigned char **csrs;
+	int *lens;
+	double *lat, t0, secs, per_s, goal;
+	struct store_worker *w;
+	pthread_t *th;
+	pthread_barrier_t start;
+	db_store *store = NULL;
+	EVP_PKEY *pk;
+	ca_ctx *ctx;
+	long done = 0;
+
+	if (dsn != NULL &&
+	    ((store = db_store_open(dsn, &err)) == NULL || db_migrate(store, &err) != 0))
+		die("store", &err);
+	if ((pk = EVP_EC_gen("P-256")) == NULL)
+		die("cannot make the CA key", NULL);
+	snprintf(name, sizeof(name), "bench-store-%ld-%ld", (long)time(NULL), (long)getpid());
+	ctx = make_ctx(name, sig_mem_key(pk), store);
+
+	/* Every certificate from its own request, all made before timing. */
+	csrs = calloc((size_t)n, sizeof(*csrs));
+	lens = calloc((size_t)n, sizeof(*lens));
+	lat = calloc((size_t)n, sizeof(*lat));
+	w = calloc((size_t)threads, sizeof(*w));
+	th = calloc((size_t)threads, sizeof(*th));
+	if (csrs == NULL || lens == NULL || lat == NULL || w == NULL || th == NULL)
+		die("out of memory", NULL);
+	for (long i = 0; i < n; i++)
+		if ((lens[i] = make_csr(&csrs[i])) <= 0)
+			die("cannot make a request", NULL);
+	/* Warm up: connections, prepared statements, committer threads. */
+	for (long i = 0; i < WARMUP; i++) {
+		static const struct ca_requester who = { .kind = CA_AUTH_OPERATOR, .id = "bench" };
+		struct ca_issue_req req = {
+			.csr_der = csrs[i % n], .csr_len = (size_t)lens[i % n], .profile = "bench",
+			.who = &who, .protocol = "cli",
+		};
+		struct ca_issue_res res;
+
+		if (ca_issue(ctx, &req, &res, &err) != 0)
+			die("ca_issue (store)", &err);
+		ca_issue_res_free(&res);
+	}
+
+	if (pthread_barrier_init(&start, NULL, (unsigned)threads + 1) != 0)
+		die("pthread_barrier_init", NULL);
+	for (int t = 0; t < threads; t++) {
+		long share = n / threads + (t < n % threads);
+		w[t] = (struct store_worker){ ctx, csrs + done, lens + done, share, lat + done, &start };
+		done += share;
+		if (pthread_create(&th[t], NULL, store_worker, &w[t]) != 0)
+			die("pthread_create", NULL);
+	}
+	pthread_barrier_wait(&start);
+	t0 = now_s();
+	for (int t = 0; t < threads; t++)
+		pthread_join(th[t], NULL);
+	secs = now_s() - t0;
+
+	snprintf(figure, sizeof(figure), "ca_issue_%s_%dthreads", store ? "store" : "mem", threads);
+	print_figure(figure, n, secs);
+	qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
+	printf("latency  %s  p50 %.3f ms  p99 %.3f ms\n", figure, lat[n / 2] * 1e3,
+	       lat[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] * 1e3);
+	per_s = (double)n / secs;
+	goal = 2.0 * (double)n / t_mem;
+	printf("ratio  %s/(2*ca_issue_mem_p256)  %.3f\n", figure, per_s / goal);
+	if (store != NULL)
+		printf("goal: (c) >= 50%% of 2x(b): %.1f >= %.1f per second: %s\n", per_s,
+		       goal / 2, per_s >= goal / 2 ? "met" : "NOT met");
+
+	pthread_barrier_destroy(&start);
+	for (long i = 0; i < n; i++)
+		OPENSSL_free(csrs[i]);
+	free(csrs);
+	free(lens);
+	free(lat);
+	free(w);
+	free(th);
+	ca_ctx_free(ctx);
+	db_store_close(store);
+	return secs;
+}
+
 int main(int argc, char **argv)
 {
 	struct p11_args p11 = { 0 };
+	const char *dsn = NULL;
+	int threads = 8;
 	long n = DEFAULT_N;
 	unsigned char *der = NULL;
 	int len;
@@ -205,6 +365,15 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "--p11") == 0 && i + 4 < argc) {
 			p11 = (struct p11_args){ argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4] };
 			i += 4;
+		} else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
+			dsn = argv[++i];
+		} else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+			char *end;
+			errno = 0;
+			long t = strtol(argv[++i], &end, 10);
+			if (errno != 0 || *end != '\0' || t < 1 || t > 1024)
+				usage();
+			threads = (int)t;
 		} else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
 			char *end;
 			errno = 0;
@@ -220,7 +389,7 @@ int main(int argc, char **argv)
 		die("cannot make the request", NULL);
 	if ((ca_pk = EVP_EC_gen("P-256")) == NULL || EVP_PKEY_up_ref(ca_pk) != 1)
 		die("cannot make the CA key", NULL);
-	mem = make_ctx("bench-mem", sig_mem_key(ca_pk)); /* the context owns one reference */
+	mem = make_ctx("bench-mem", sig_mem_key(ca_pk), NULL); /* the context owns one reference */
 	tbs = prepared_tbs(mem, der, len);
 
 	printf("# name                  N    seconds  per_second   (one thread, CLOCK_MONOTONIC)\n");
@@ -233,6 +402,12 @@ int main(int argc, char **argv)
 	t_issue = bench_issue(mem, der, len, n);
 	print_figure("ca_issue_mem_p256", n, t_issue);
 	printf("ratio  ca_issue_mem_p256/openssl_floor  %.3f\n", t_floor / t_issue);
+
+	if (dsn != NULL) {
+		printf("# %d threads on all cores, each issuing from its own requests\n", threads);
+		(void)bench_store(NULL, threads, n, t_issue);
+		(void)bench_store(dsn, threads, n, t_issue);
+	}
 
 	if (p11.module != NULL) {
 		sec_str pin = { 0 };
@@ -252,7 +427,7 @@ int main(int argc, char **argv)
 			die("sig_p11_open", &err);
 		if ((key = sig_p11_key(tok, p11.key_label, &err)) == NULL)
 			die("sig_p11_key", &err);
-		hsm = make_ctx("bench-p11", key);
+		hsm = make_ctx("bench-p11", key, NULL);
 		t_sign_p11 = bench_sign(tbs, sig_privkey(key), n);
 		print_figure("openssl_x509_sign_p11", n, t_sign_p11);
 		t_issue_p11 = bench_issue(hsm, der, len, n);

@@ -1,21 +1,28 @@
 #!/bin/sh
 # Issuance benchmark (`make bench` builds first, then runs this).
 #  1. baseline: `openssl speed` ECDSA P-256 sign/verify on this machine;
-#  2. bench_issue with the CA key in memory;
+#  2. bench_issue with the CA key in memory: on one thread without a store,
+#     then from BENCH_THREADS threads (default 8) with and without the
+#     PostgreSQL store, on a throwaway cluster (deploy/embedded.sh setup in a
+#     temporary folder, destroyed on exit);
 #  3. bench_issue with the CA key on a throwaway SoftHSM token.
 # Binaries come from ${MINTCA_BUILD:-build}; nothing is built here.
 # BENCH_N sets the certificates per figure (default 2000).
 set -eu
 
+REPO=$(cd "$(dirname "$0")/../.." && pwd -P)
 BUILD=${MINTCA_BUILD:-build}
 BENCH=$BUILD/bench_issue
 MODULE=${SOFTHSM2_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 N=${BENCH_N:-2000}
+THREADS=${BENCH_THREADS:-8}
 
 for tool in openssl softhsm2-util pkcs11-tool od; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: $tool not found (make deps)" >&2; exit 1; }
 done
 [ -x "$BENCH" ] || { echo "run.sh: $BENCH missing: run 'make bench'" >&2; exit 1; }
+[ -x "$BUILD/mintctl" ] || { echo "run.sh: $BUILD/mintctl missing: run 'make bench'" >&2; exit 1; }
+MINTCTL=$(cd "$BUILD" && pwd -P)/mintctl
 [ -f "$MODULE" ] || { echo "run.sh: PKCS#11 module $MODULE missing" >&2; exit 1; }
 
 echo "== baseline: openssl speed -seconds 3 ecdsap256"
@@ -26,9 +33,16 @@ printf '%s\n' "$speed" | grep -E 'ecdsa \(nistp256\)' || {
 	exit 1
 }
 
-# A throwaway token: own config, own folder, random PINs, removed on exit.
+# A throwaway token and PostgreSQL cluster: own folder, random PINs, all
+# removed on exit (the cluster may live in /var/tmp: embedded.sh destroy).
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mintca-bench.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+cleanup() {
+	if [ -f "$tmp/pgdata/env" ]; then
+		sh "$REPO/deploy/embedded.sh" destroy "$tmp/pgdata" >/dev/null 2>&1 || :
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 chmod 700 "$tmp"
@@ -57,8 +71,13 @@ pkcs11-tool --module "$MODULE" --token-label bench --login --pin env:BENCH_PIN \
 	--keypairgen --key-type EC:prime256v1 --label bench-issuing --id 01 >/dev/null
 unset BENCH_PIN so_pin
 
-echo "== bench_issue: CA key in memory (N=$N)"
-"$BENCH" -n "$N"
+echo "== setting up a throwaway PostgreSQL cluster (deploy/embedded.sh setup $tmp/pgdata)"
+# Its own SoftHSM token and config come along; only the DSN is used here.
+MINTCTL=$MINTCTL sh "$REPO/deploy/embedded.sh" setup "$tmp/pgdata" >/dev/null
+DSN=$(. "$tmp/pgdata/env" && printf '%s' "$MINTCA_DSN")
+
+echo "== bench_issue: CA key in memory (N=$N; the store figure with $THREADS threads)"
+"$BENCH" -n "$N" --dsn "$DSN" --threads "$THREADS"
 
 echo "== bench_issue: CA key on the SoftHSM token (N=$N)"
 "$BENCH" --p11 "$MODULE" bench "$tmp/pin" bench-issuing -n "$N"
