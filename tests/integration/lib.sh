@@ -267,3 +267,60 @@ no_sanitizer_report() {
 	fi
 	return 0
 }
+
+# --- the common set-up of every integration script ---------------------------
+
+# it_prepare TOOL...: sanitizer options, cleanup on exit (mintcad, the cluster
+# wherever embedded.sh put it, the data folder), the tools the script needs,
+# a fresh data folder DIR with W=$DIR/work, a free PORT, BASE and CURL_CA.
+# Needs REPO and B.
+it_prepare() {
+	# Under the sanitizer build mintcad and mintctl run under ASan/UBSan;
+	# leaks in third-party libraries at exit are suppressed by tests/lsan.supp
+	# only. One of libp11's leaks is allocated by libcrypto (no frame
+	# pointers) on libp11's behalf: the slow unwinder is needed to see the
+	# libp11 frame, and 8 frames keep it affordable.
+	export ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=8
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	export LSAN_OPTIONS=suppressions=$REPO/tests/lsan.supp:print_suppressions=0
+	START=$(date +%s)
+	PID=
+	DIR=
+	PORT=
+	trap it_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	[ -x "$B/mintcad" ] && [ -x "$B/mintctl" ] || setup_fail "$B/mintcad or $B/mintctl missing: make all first"
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null 2>&1 || setup_fail "$tool is not installed (make deps)"
+	done
+	DIR=$(mktemp -d) || setup_fail "mktemp -d failed"
+	W=$DIR/work
+	mkdir "$W" || setup_fail "cannot create $W"
+	# A free TCP port: a random one that ss does not show listening.
+	it_i=0
+	while [ $it_i -lt 50 ]; do
+		it_p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
+		if [ -z "$(ss -Hltn "sport = :$it_p")" ]; then
+			PORT=$it_p
+			break
+		fi
+		it_i=$((it_i + 1))
+	done
+	[ -n "$PORT" ] || setup_fail "no free port found"
+	BASE=https://localhost:$PORT
+	CURL_CA=$DIR/tls/server.crt
+}
+
+it_cleanup() {
+	trap - EXIT INT TERM
+	if [ -n "$PID" ]; then
+		kill -TERM "$PID" 2>/dev/null || :
+		sleep 1
+		kill -KILL "$PID" 2>/dev/null || :
+	fi
+	[ -n "$DIR" ] || return 0
+	# Stops the cluster and removes it (also when it lives in /var/tmp) and DIR.
+	sh "$REPO/deploy/embedded.sh" destroy "$DIR" >/dev/null 2>&1 || :
+	rm -rf "$DIR"
+}

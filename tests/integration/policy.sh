@@ -18,55 +18,7 @@ B=${MINTCA_BUILD:-build}
 case $B in /*) ;; *) B=$REPO/$B ;; esac
 . "$REPO/tests/integration/lib.sh"
 
-# As run.sh: ASan/UBSan for the sanitizer build, third-party leaks at exit
-# suppressed by tests/lsan.supp only.
-export ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=8
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export LSAN_OPTIONS=suppressions=$REPO/tests/lsan.supp:print_suppressions=0
-
-START=$(date +%s)
-PID=
-DIR=
-PORT=
-
-cleanup() {
-	trap - EXIT INT TERM
-	if [ -n "$PID" ]; then
-		kill -TERM "$PID" 2>/dev/null || :
-		sleep 1
-		kill -KILL "$PID" 2>/dev/null || :
-	fi
-	[ -n "$DIR" ] || return 0
-	# Stops the cluster and removes it (also when it lives in /var/tmp) and DIR.
-	sh "$REPO/deploy/embedded.sh" destroy "$DIR" >/dev/null 2>&1 || :
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-[ -x "$B/mintcad" ] && [ -x "$B/mintctl" ] || setup_fail "$B/mintcad or $B/mintctl missing: make all first"
-for tool in curl openssl ss softhsm2-util pkcs11-tool awk; do
-	command -v "$tool" >/dev/null 2>&1 || setup_fail "$tool is not installed (make deps)"
-done
-
-DIR=$(mktemp -d) || setup_fail "mktemp -d failed"
-W=$DIR/work
-mkdir "$W" || setup_fail "cannot create $W"
-
-# A free TCP port: a random one that ss does not show listening.
-i=0
-while [ $i -lt 50 ]; do
-	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-	if [ -z "$(ss -Hltn "sport = :$p")" ]; then
-		PORT=$p
-		break
-	fi
-	i=$((i + 1))
-done
-[ -n "$PORT" ] || setup_fail "no free port found"
-BASE=https://localhost:$PORT
-CURL_CA=$DIR/tls/server.crt
+it_prepare curl openssl ss softhsm2-util pkcs11-tool awk
 E=/.well-known/est
 
 # --- set-up: PostgreSQL, SoftHSM token, secrets ------------------------------

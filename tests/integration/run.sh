@@ -13,63 +13,7 @@ B=${MINTCA_BUILD:-build}
 case $B in /*) ;; *) B=$REPO/$B ;; esac
 . "$REPO/tests/integration/lib.sh"
 
-# Under the sanitizer build mintcad and mintctl run under ASan/UBSan; leaks in
-# third-party libraries at exit are suppressed by tests/lsan.supp only. One of
-# libp11's leaks is allocated by libcrypto (no frame pointers) on libp11's
-# behalf: the slow unwinder is needed to see the libp11 frame, and 8 frames
-# keep it affordable (a Basic login is 50000 PBKDF2 rounds, each mallocs).
-export ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=8
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export LSAN_OPTIONS=suppressions=$REPO/tests/lsan.supp:print_suppressions=0
-
-START=$(date +%s)
-PID=
-DIR=
-PORT=
-
-cleanup() {
-	trap - EXIT INT TERM
-	if [ -n "$PID" ]; then
-		kill -TERM "$PID" 2>/dev/null || :
-		sleep 1
-		kill -KILL "$PID" 2>/dev/null || :
-	fi
-	[ -n "$DIR" ] || return 0
-	sh "$REPO/deploy/embedded.sh" stop "$DIR" >/dev/null 2>&1 || :
-	# embedded.sh puts the cluster in /var/tmp when DIR is not reachable by
-	# the PostgreSQL user: remove it too, and only a folder of that name.
-	if [ -L "$DIR/pg" ]; then
-		pg_dir=$(readlink "$DIR/pg")
-		case $pg_dir in /var/tmp/mintca-pg-[0-9a-f]*) rm -rf "$pg_dir" ;; esac
-	fi
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-[ -x "$B/mintcad" ] && [ -x "$B/mintctl" ] || setup_fail "$B/mintcad or $B/mintctl missing: make all first"
-for tool in curl openssl ss softhsm2-util pkcs11-tool; do
-	command -v "$tool" >/dev/null 2>&1 || setup_fail "$tool is not installed (make deps)"
-done
-
-DIR=$(mktemp -d) || setup_fail "mktemp -d failed"
-W=$DIR/work
-mkdir "$W" || setup_fail "cannot create $W"
-
-# A free TCP port: a random one that ss does not show listening.
-i=0
-while [ $i -lt 50 ]; do
-	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-	if [ -z "$(ss -Hltn "sport = :$p")" ]; then
-		PORT=$p
-		break
-	fi
-	i=$((i + 1))
-done
-[ -n "$PORT" ] || setup_fail "no free port found"
-BASE=https://localhost:$PORT
-CURL_CA=$DIR/tls/server.crt
+it_prepare curl openssl ss softhsm2-util pkcs11-tool
 
 # --- set-up: PostgreSQL, SoftHSM token, secrets, then our own config --------
 
