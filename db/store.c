@@ -291,40 +291,40 @@ static const struct db_stmt st_unlock = {
 	DB_S_UNLOCK, "advisory_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1
 };
 
-int db_lock(db_store *st, long key, struct ca_err *err)
+/* Run an advisory lock statement for key on this thread's session. */
+static PGresult *run_lock(db_store *st, const struct db_stmt *s, long key, int retry,
+			  struct db_conn **c, struct ca_err *err)
 {
 	char k[24];
 	const char *vals[1] = { k };
-	struct db_conn *c;
-	PGresult *res = NULL;
-	int rc = -1;
 
 	snprintf(k, sizeof(k), "%ld", key);
-	if ((c = db_conn_get(st, err)) == NULL)
-		goto out;
+	if ((*c = db_conn_get(st, err)) == NULL)
+		return NULL;
+	return db_exec(*c, s, vals, NULL, NULL, 0, retry, err);
+}
+
+int db_lock(db_store *st, long key, struct ca_err *err)
+{
+	struct db_conn *c;
 	/* Taking it again on a new session is safe; db_conn_recover() refuses
 	 * when the lost session held other locks. */
-	if ((res = db_exec(c, &st_lock, vals, NULL, NULL, 0, 1, err)) == NULL)
-		goto out;
+	PGresult *res = run_lock(st, &st_lock, key, 1, &c, err);
+
+	if (res == NULL)
+		return -1;
 	c->n_locks++;
-	rc = 0;
-out:
 	PQclear(res);
-	return rc;
+	return 0;
 }
 
 int db_unlock(db_store *st, long key, struct ca_err *err)
 {
-	char k[24];
-	const char *vals[1] = { k };
 	struct db_conn *c;
-	PGresult *res = NULL;
+	PGresult *res = run_lock(st, &st_unlock, key, 0, &c, err);
 	int rc = -1;
 
-	snprintf(k, sizeof(k), "%ld", key);
-	if ((c = db_conn_get(st, err)) == NULL)
-		goto out;
-	if ((res = db_exec(c, &st_unlock, vals, NULL, NULL, 0, 0, err)) == NULL)
+	if (res == NULL)
 		goto out;
 	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		ca_err_set(err, CA_E_STORE, "advisory lock %ld was not held by this session", key);
