@@ -19,7 +19,7 @@ struct db_migration {
 extern const struct db_migration db_migrations[];
 extern const size_t db_n_migrations;
 
-/* Every prepared statement has an id: bit (1u << id) in db_conn.prepared
+/* Every prepared statement has an id: bit (1ull << id) in db_conn.prepared
  * says whether this session has prepared it. */
 enum db_stmt_id {
 	DB_S_RESERVE,
@@ -35,9 +35,16 @@ enum db_stmt_id {
 	DB_S_RATE_PRUNE,
 	DB_S_RESERVE_MANY,        /* group commit (db/group.c) */
 	DB_S_COMMIT_MANY,
+	/* revocation (db/revoke.c) */
+	DB_S_REVOKE_CHECK,
+	DB_S_REVOKE_MANY,
+	DB_S_RELEASE_HOLD,
+	DB_S_SERIALS_MATCHING,
+	/* CRLs (db/crl.c) */
+	/* OCSP (db/ocsp.c) */
 	DB_S_COUNT_
 };
-_Static_assert(DB_S_COUNT_ <= 32, "db_conn.prepared has 32 bits");
+_Static_assert(DB_S_COUNT_ <= 64, "db_conn.prepared has 64 bits");
 
 struct db_stmt {
 	enum db_stmt_id id;
@@ -50,7 +57,7 @@ struct db_stmt {
 struct db_conn {
 	PGconn *pg;
 	struct db_store *st;
-	unsigned prepared;        /* bit per enum db_stmt_id */
+	unsigned long long prepared; /* bit per enum db_stmt_id */
 	int n_locks;              /* session advisory locks held (db_lock) */
 	int recovered;            /* set by db_conn_recover() on success */
 	unsigned rate_calls;      /* db_rate_take() calls (prunes every 1000th) */

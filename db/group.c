@@ -64,7 +64,7 @@ struct committer {
 	pthread_t th;
 	int started;
 	PGconn *pg;
-	unsigned prepared;        /* bit per enum db_stmt_id, on pg */
+	unsigned long long prepared; /* bit per enum db_stmt_id, on pg */
 	unsigned short slots[HASH_SLOTS];
 	struct greq *batch[GROUP_MAX];
 };
@@ -245,7 +245,7 @@ static enum attempt_rc ready(struct committer *c, struct greq *const *reqs, size
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct db_stmt *s = reqs[i]->s;
-		if (c->prepared & (1u << s->id))
+		if (c->prepared & (1ull << s->id))
 			continue;
 		res = PQprepare(c->pg, s->name, s->sql, s->nparams, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -260,7 +260,7 @@ static enum attempt_rc ready(struct committer *c, struct greq *const *reqs, size
 			return rc;
 		}
 		PQclear(res);
-		c->prepared |= 1u << s->id;
+		c->prepared |= 1ull << s->id;
 	}
 	return A_OK;
 }

@@ -146,7 +146,7 @@ int db_conn_recover(struct db_conn *c, char *msg, size_t n)
 static PGresult *exec_once(struct db_conn *c, const struct db_stmt *s, const char *const *vals,
 			   const int *lens, const int *fmts, int result_binary)
 {
-	unsigned bit = 1u << s->id;
+	unsigned long long bit = 1ull << s->id;
 	PGresult *res;
 
 	if ((c->prepared & bit) == 0) {

@@ -12,7 +12,7 @@
 #include "mintca/secret.h"
 #include "cfg_int.h"
 
-enum ftype { F_STR, F_UINT, F_OBJ_SKIP };
+enum ftype { F_STR, F_UINT, F_DUR, F_OBJ_SKIP };
 
 struct field {
 	const char *key;
@@ -25,6 +25,8 @@ struct field {
 
 #define STR(k, req, def, member) { k, F_STR, req, 0, 0, 0, def, offsetof(struct cfg, member) }
 #define NUM(k, lo, hi, def, member) { k, F_UINT, false, lo, hi, def, NULL, offsetof(struct cfg, member) }
+/* A duration string ("90m", "14d") into unsigned seconds; def_num is the default. */
+#define DUR(k, lo, hi, def, member) { k, F_DUR, false, lo, hi, def, NULL, offsetof(struct cfg, member) }
 #define SUB(k) { k, F_OBJ_SKIP, false, 0, 0, 0, NULL, 0 }
 #define END { NULL, F_STR, false, 0, 0, 0, NULL, 0 }
 
@@ -36,6 +38,8 @@ static const struct field server_fields[] = {
 	NUM("connection_timeout_s", 1, 3600, 30, connection_timeout_s),
 	NUM("max_body_bytes", 1024, 16 * 1024 * 1024, 65536, max_body_bytes),
 	STR("public_name", false, "localhost", public_name),
+	NUM("http_port", 0, 65535, 0, http_port),
+	STR("public_base_url", false, NULL, public_base_url),
 	END,
 };
 static const struct field tls_fields[] = {
@@ -69,10 +73,20 @@ static const struct field file_fields[] = {
 	END,
 };
 static const struct field log_fields[] = { STR("level", false, "info", log_level), END };
+static const struct field revocation_fields[] = {
+	DUR("crl_period", 60, 31 * 86400, 3600, crl_period_s),
+	DUR("crl_next_update", 120, 366 * 86400, 86400, crl_next_update_s),
+	DUR("crl_retention", 1, 100LL * 365 * 86400, 90 * 86400, crl_retention_s),
+	NUM("crl_shards", 0, 65536, 0, crl_shards),
+	DUR("delta_crl_period", 60, 31 * 86400, 0, delta_crl_period_s),
+	DUR("ocsp_validity", 60, 31 * 86400, 3600, ocsp_validity_s),
+	DUR("ocsp_responder_validity", 3600, 366 * 86400, 7 * 86400, ocsp_responder_validity_s),
+	END,
+};
 static const struct field est_fields[] = { STR("default_profile", false, NULL, est_default_profile), END };
 static const char *const top_keys[] = {
 	"server", "tls", "database", "ca", "issuing_cas", "log", "est", "users", "client_cert_anchors",
-	"profiles", NULL,
+	"profiles", "revocation", "operators", NULL,
 };
 
 
@@ -178,7 +192,14 @@ static int load_fields(struct loader *l, struct cfg *c, json_t *obj, const char 
 			continue;
 		if (v == NULL && f->required)
 			return cfg_fail(l, p, NULL, "required key is missing");
-		if (f->type == F_STR) {
+		if (f->type == F_DUR) {
+			long long d = (long long)f->def_num;
+			if (v != NULL && (!json_is_string(v) || (d = cfg_parse_duration(json_string_value(v))) < 0))
+				return cfg_fail(l, p, f->key, "must be a duration such as \"90m\", \"1h\", \"14d\"");
+			if (v != NULL && (d < (long long)f->min || (unsigned long long)d > f->max))
+				return cfg_fail(l, p, f->key, "must be between %llus and %llus", f->min, f->max);
+			*(unsigned *)((char *)c + f->off) = (unsigned)d;
+		} else if (f->type == F_STR) {
 			const char *s = v ? json_string_value(v) : f->def_str;
 			if (v != NULL && (s == NULL || s[0] == '\0'))
 				return cfg_fail(l, p, f->key, "must be a non-empty string");
@@ -270,6 +291,22 @@ int cfg_get_bool(struct loader *l, json_t *o, const char *path, const char *key,
 		return cfg_fail(l, p, key, "must be true or false");
 	*out = json_is_true(v);
 	return 0;
+}
+
+/* "operators": who may use the operator API (/api/), by the client-certificate
+ * anchors that verify their certificates. None: the API answers nobody. */
+static int load_operators(struct loader *l, struct cfg *c, json_t *o)
+{
+	static const char *const keys[] = { "client_cert_anchors", NULL };
+
+	if (o == NULL)
+		return 0;
+	if (!json_is_object(o))
+		return cfg_fail(l, "operators", "operators", "must be an object");
+	if (cfg_check_keys(l, o, "operators", NULL, keys) != 0)
+		return -1;
+	return cfg_load_names(l, json_object_get(o, "client_cert_anchors"), "operators.client_cert_anchors",
+			      "client_cert_anchors", &c->operator_anchors, &c->n_operator_anchors);
 }
 
 /* A user's or anchor's allowed_names / rate_limit, when it has any. */
@@ -467,6 +504,18 @@ static int cross_check(struct loader *l, struct cfg *c)
 	}
 	if (!found)
 		return cfg_fail(l, "est.default_profile", "default_profile", "no profile named '%s'", c->est_default_profile);
+	for (size_t j = 0; j < c->n_operator_anchors; j++)
+		if (!anchor_known(c, c->operator_anchors[j]))
+			return cfg_fail(l, "operators.client_cert_anchors", c->operator_anchors[j],
+				    "anchor '%s' is not in \"client_cert_anchors\"", c->operator_anchors[j]);
+	if (c->public_base_url != NULL && strncmp(c->public_base_url, "http://", 7) != 0 &&
+	    strncmp(c->public_base_url, "https://", 8) != 0)
+		return cfg_fail(l, "server.public_base_url", "public_base_url", "must start with http:// or https://");
+	if (c->crl_next_update_s <= c->crl_period_s)
+		return cfg_fail(l, "revocation.crl_next_update", "crl_next_update",
+				"must be longer than crl_period, so a CRL never expires before the next one");
+	if (c->http_port != 0 && c->http_port == c->port)
+		return cfg_fail(l, "server.http_port", "http_port", "must differ from server.port");
 	return 0;
 }
 
@@ -500,6 +549,7 @@ struct cfg *cfg_load(const char *path, struct ca_err *err)
 	static const struct { const char *key; const struct field *fields; } sections[] = {
 		{ "server", server_fields }, { "tls", tls_fields }, { "database", db_fields },
 		{ "ca", ca_fields }, { "log", log_fields }, { "est", est_fields },
+		{ "revocation", revocation_fields },
 	};
 
 	if (c == NULL || (c->path = strdup(path)) == NULL) {
@@ -527,7 +577,8 @@ struct cfg *cfg_load(const char *path, struct ca_err *err)
 	}
 	ca = json_object_get(root, "ca");
 	if (load_signer(&l, c, ca) != 0 || load_issuing_cas(&l, c, json_object_get(root, "issuing_cas")) != 0 ||
-	    load_arrays(&l, c, root) != 0 || cross_check(&l, c) != 0)
+	    load_arrays(&l, c, root) != 0 || load_operators(&l, c, json_object_get(root, "operators")) != 0 ||
+	    cross_check(&l, c) != 0)
 		goto fail;
 	json_decref(root);
 	free(l.text);
@@ -555,7 +606,7 @@ void cfg_free(struct cfg *c)
 		&c->path, &c->listen, &c->public_name, &c->tls_cert_file, &c->tls_key_file, &c->db_dsn,
 		&c->ca_name, &c->root_subject, &c->issuing_subject, &c->p11_module, &c->p11_token_label,
 		&c->p11_pin_file, &c->p11_root_key_label, &c->p11_issuing_key_label, &c->file_root_key,
-		&c->file_issuing_key, &c->log_level, &c->est_default_profile,
+		&c->file_issuing_key, &c->log_level, &c->est_default_profile, &c->public_base_url,
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(*strs[i]);
@@ -585,5 +636,8 @@ void cfg_free(struct cfg *c)
 	for (size_t i = 0; i < c->n_creds; i++)
 		ca_credential_free(&c->creds[i]);
 	free(c->creds);
+	for (size_t i = 0; i < c->n_operator_anchors; i++)
+		free(c->operator_anchors[i]);
+	free(c->operator_anchors);
 	free(c);
 }

@@ -25,6 +25,8 @@ int cfg_load_names(struct loader *l, json_t *arr, const char *path, const char *
 		   char ***out, size_t *n);
 int cfg_get_int(struct loader *l, json_t *o, const char *path, const char *key,
 		long long lo, long long hi, long long def, long long *out);
+/* "90m", "14d", "20y" (365 days), "3600s", "12h": seconds, or -1. */
+long long cfg_parse_duration(const char *s);
 int cfg_get_bool(struct loader *l, json_t *o, const char *path, const char *key, bool *out);
 
 /* One element of "profiles": fills p and prepares it (ca_profile_prepare). */

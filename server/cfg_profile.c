@@ -20,8 +20,7 @@ static const char *const san_kind_keys[CA_SAN_KINDS + 1] = { "dns", "ip", "uri",
 
 #define MAX_VALIDITY (30LL * 366 * 86400)
 
-/* "90m", "14d", "20y" (365 days), "3600s", "12h". */
-static long long parse_duration(const char *s)
+long long cfg_parse_duration(const char *s)
 {
 	char *end;
 	long long n = strtoll(s, &end, 10);
@@ -49,7 +48,7 @@ static int load_validity(struct loader *l, json_t *o, const char *path, struct c
 	    cfg_get_int(l, o, path, "validity_seconds", 0, MAX_VALIDITY, 0, &secs) != 0)
 		return -1;
 	snprintf(sub, sizeof(sub), "%s.validity", path);
-	if (v != NULL && (!json_is_string(v) || (d = parse_duration(json_string_value(v))) < 0))
+	if (v != NULL && (!json_is_string(v) || (d = cfg_parse_duration(json_string_value(v))) < 0))
 		return cfg_fail(l, sub, "validity", "must be a duration such as \"90m\", \"14d\", \"20y\"");
 	given = (days > 0) + (secs > 0) + (v != NULL);
 	if (given != 1)

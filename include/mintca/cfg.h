@@ -39,6 +39,8 @@ struct cfg {
 	unsigned connection_timeout_s;
 	size_t max_body_bytes;
 	char *public_name;  /* DNS name in the server's own TLS certificate */
+	unsigned http_port; /* plain-HTTP listener for OCSP and CRLs only; 0 = none */
+	char *public_base_url; /* "http://ca.example:8080": CDP and AIA URLs in certificates */
 	/* tls */
 	char *tls_cert_file, *tls_key_file;
 	/* database */
@@ -64,6 +66,17 @@ struct cfg {
 	size_t n_anchors;
 	struct ca_profile *profiles; /* the lists inside are owned here */
 	size_t n_profiles;
+	/* revocation: CRLs and OCSP (seconds; 0 = off where said) */
+	unsigned crl_period_s;        /* the server publishes each CA's CRL this often */
+	unsigned crl_next_update_s;   /* nextUpdate = thisUpdate + this */
+	unsigned crl_retention_s;     /* a revoked certificate stays listed this long past notAfter */
+	unsigned crl_shards;          /* 0: one CRL per CA; N: certificates spread over N shard CRLs */
+	unsigned delta_crl_period_s;  /* 0: no delta CRLs */
+	unsigned ocsp_validity_s;     /* OCSP response nextUpdate - thisUpdate */
+	unsigned ocsp_responder_validity_s; /* lifetime of the delegated OCSP responder certificate */
+	/* operators: client-certificate anchors whose certificates may use /api/ */
+	char **operator_anchors;
+	size_t n_operator_anchors;
 	/* name bindings and rate limits of users and anchors that have them */
 	struct ca_credential *creds;
 	size_t n_creds;

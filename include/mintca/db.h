@@ -98,4 +98,49 @@ struct db_rate { const char *key; unsigned limit; unsigned window_s; };
 int db_rate_take(db_store *st, const struct db_rate *rates, size_t n, size_t *which,
 		 unsigned *retry_after_s, struct ca_err *err) __attribute__((warn_unused_result));
 
+/* --- Revocation (db/revoke.c) ------------------------------------------- */
+
+/* RFC 5280 §5.3.1 reason codes a revocation may carry: 0-6, 9, 10. */
+#define DB_REASON_HOLD 6  /* certificateHold: may be released */
+
+enum db_revoke_mode {
+	DB_REVOKE_STRICT,  /* any serial unknown, not issued or already revoked: refuse all */
+	DB_REVOKE_RESUME,  /* unknown or not issued: refuse all; already revoked: skip, count */
+};
+
+struct db_revoke_counts {
+	size_t revoked;    /* revoked now (a hold made permanent counts here) */
+	size_t already;    /* RESUME: were revoked before, left as they were */
+};
+
+/* Revoke serials[0..n) (lower-case hex) of any CA in one transaction, each
+ * with its audit row (action 'revoke', actor, protocol), and notify OCSP
+ * responders (NOTIFY mintca_revocation). A certificate on hold may be revoked
+ * again with a permanent reason. invalidity_date 0: none. Returns 0 (counts
+ * filled); 1 refused, nothing changed, err says which serial and why
+ * (CA_E_NOT_FOUND unknown/not issued, CA_E_CONFLICT already revoked); -1
+ * store error, nothing changed. */
+int db_revoke(db_store *st, const char *const *serials, size_t n, int reason,
+	      time_t invalidity_date, const char *actor, const char *protocol,
+	      enum db_revoke_mode mode, struct db_revoke_counts *counts, struct ca_err *err)
+	__attribute__((warn_unused_result));
+
+/* Release a certificateHold: the revocation is removed (a delta CRL then
+ * lists the serial as removeFromCRL), audited, and OCSP notified. 0 released,
+ * 1 refused (unknown, or not on hold: err says which), -1 store error. */
+int db_release_hold(db_store *st, const char *serial_hex, const char *actor,
+		    const char *protocol, struct ca_err *err) __attribute__((warn_unused_result));
+
+/* Serials of issued, not yet revoked certificates of profile (and of CA ca
+ * when not NULL) issued in [from, to). *out is a malloc'd array of malloc'd
+ * strings (free with db_serials_free). At most max. 0 or -1. */
+int db_serials_matching(db_store *st, const char *ca, const char *profile, time_t from,
+			time_t to, size_t max, char ***out, size_t *n, struct ca_err *err)
+	__attribute__((warn_unused_result));
+void db_serials_free(char **serials, size_t n);
+
+/* --- CRLs (db/crl.c) ---------------------------------------------------- */
+
+/* --- OCSP (db/ocsp.c) --------------------------------------------------- */
+
 #endif

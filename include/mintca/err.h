@@ -17,6 +17,7 @@
 	X(CA_E_UNAUTHENTICATED, "authentication required")                    \
 	X(CA_E_FORBIDDEN, "requester not allowed to use this profile")        \
 	X(CA_E_NOT_FOUND, "not found")                                        \
+	X(CA_E_CONFLICT, "conflicts with the current state")                  \
 	X(CA_E_RATE_LIMITED, "rate limit reached")                            \
 	X(CA_E_STORE, "certificate store unavailable")                        \
 	X(CA_E_SIGNER, "signer unavailable")                                  \

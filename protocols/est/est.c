@@ -29,6 +29,7 @@ static const unsigned est_status[CA_CODE_COUNT] = {
 	[CA_E_UNAUTHENTICATED] = 401,
 	[CA_E_FORBIDDEN] = 403,
 	[CA_E_NOT_FOUND] = 404,
+	[CA_E_CONFLICT] = 409,
 	/* RFC 6585 §4, with Retry-After: a factory client backs off. */
 	[CA_E_RATE_LIMITED] = 429,
 	[CA_E_STORE] = 503,
