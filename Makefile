@@ -26,11 +26,14 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS  += $(PKG_LIBS) -pthread
 LDFLAGS += $(SANFLAGS)
 
-CORE_SRC := $(wildcard ca-core/*.c) $(wildcard db/*.c) $(wildcard protocols/est/*.c) \
+CORE_SRC := $(wildcard ca-core/*.c) $(wildcard db/*.c) $(wildcard protocols/*/*.c) \
             server/log.c server/secret.c server/cfg.c server/cfg_profile.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
-MINTCAD_SRC := server/mintcad.c server/http.c server/tls_peer.c server/bootstrap.c server/cas.c
-MINTCTL_SRC := server/mintctl.c server/mintctl_policy.c server/mintctl_ca.c server/bootstrap.c server/cas.c
+# server/srv_*.c: shared by both programs; http_*.c, mintcad_*.c: the server's; mintctl_*.c: the tool's.
+SRV_SHARED  := server/bootstrap.c server/cas.c $(wildcard server/srv_*.c)
+MINTCAD_SRC := server/mintcad.c server/http.c server/tls_peer.c $(wildcard server/http_*.c) \
+               $(wildcard server/mintcad_*.c) $(SRV_SHARED)
+MINTCTL_SRC := server/mintctl.c $(wildcard server/mintctl_*.c) $(SRV_SHARED)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
 .DELETE_ON_ERROR:

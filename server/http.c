@@ -16,24 +16,18 @@
 #include "mintca/log.h"
 #include "mintca/secret.h"
 #include "http.h"
+#include "http_int.h"
 
 #define EST_PREFIX "/.well-known/est/"
 #define MAX_PEER_CERTS 8
 
 struct srv_http {
 	struct MHD_Daemon *d;
+	struct MHD_Daemon *plain;        /* OCSP and CRLs over plain HTTP, or NULL */
 	_Atomic(struct srv_state *) cur; /* swapped whole on reload, never locked */
 	char *cert_pem, *key_pem;
 };
 
-struct req_state {
-	const struct srv_state *st; /* one request sees one state */
-	char id[17];
-	struct timespec start;
-	unsigned char *body;
-	size_t len, cap;
-	bool too_large;
-};
 
 static char *slurp(const char *path)
 {
@@ -111,11 +105,10 @@ static void append_body(struct req_state *s, const char *data, size_t n, size_t 
 	s->len += n;
 }
 
-static enum MHD_Result send_answer(struct MHD_Connection *c, struct req_state *s, const char *method,
-				   const char *url, unsigned status, const char *ctype, bool b64,
-				   bool ask_auth, unsigned retry_after, const char *body, size_t len)
+enum MHD_Result srv_send(struct MHD_Connection *c, struct req_state *s, const char *method,
+			 const char *url, unsigned status, const char *ctype,
+			 const struct srv_hdr *hdrs, size_t n_hdrs, const void *body, size_t len)
 {
-	char retry[16];
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	struct timespec end;
 	char ms[32], st[8];
@@ -125,14 +118,9 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, struct req_state *s
 		return MHD_NO;
 	if (ctype != NULL)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	if (b64)
-		MHD_add_response_header(r, "Content-Transfer-Encoding", "base64");
-	if (ask_auth)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"mintca EST\"");
-	if (retry_after > 0) {
-		snprintf(retry, sizeof(retry), "%u", retry_after);
-		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry);
-	}
+	for (size_t i = 0; i < n_hdrs; i++)
+		if (hdrs[i].name != NULL && hdrs[i].value != NULL)
+			MHD_add_response_header(r, hdrs[i].name, hdrs[i].value);
 	MHD_add_response_header(r, "X-Request-Id", s->id);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
@@ -145,15 +133,14 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, struct req_state *s
 	return ret;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, struct req_state *s, const char *method,
-				 const char *url, unsigned status, const char *text)
+enum MHD_Result srv_send_text(struct MHD_Connection *c, struct req_state *s, const char *method,
+			      const char *url, unsigned status, const char *text)
 {
-	return send_answer(c, s, method, url, status, "text/plain; charset=utf-8", false, false, 0,
-			   text, strlen(text));
+	return srv_send(c, s, method, url, status, "text/plain; charset=utf-8", NULL, 0, text, strlen(text));
 }
 
 /* The verified client certificate of this connection, if any. */
-static X509 *peer_identity(struct MHD_Connection *c, struct req_state *s, char anchor[CA_NAME_MAX])
+X509 *srv_peer_identity(struct MHD_Connection *c, struct req_state *s, char anchor[CA_NAME_MAX])
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	const gnutls_datum_t *peers;
@@ -220,17 +207,17 @@ static enum MHD_Result handle_est(struct MHD_Connection *c, struct req_state *s,
 	enum MHD_Result ret;
 
 	if (strlen(url) - strlen(EST_PREFIX) >= sizeof(path))
-		return send_text(c, s, method, url, 404, "RFC 7030 §3.2.2: no such EST path\n");
+		return srv_send_text(c, s, method, url, 404, "RFC 7030 §3.2.2: no such EST path\n");
 	snprintf(path, sizeof(path), "%s", url + strlen(EST_PREFIX));
 	if ((op = strchr(path, '/')) != NULL) {
 		*op++ = '\0';
 		label = path;
 		if (strchr(op, '/') != NULL || label[0] == '\0')
-			return send_text(c, s, method, url, 404, "RFC 7030 §3.2.2: no such EST path\n");
+			return srv_send_text(c, s, method, url, 404, "RFC 7030 §3.2.2: no such EST path\n");
 	} else {
 		op = path;
 	}
-	peer = peer_identity(c, s, anchor);
+	peer = srv_peer_identity(c, s, anchor);
 	if (peer != NULL) {
 		who.kind = CA_AUTH_CLIENT_CERT;
 		snprintf(who.anchor, sizeof(who.anchor), "%s", anchor);
@@ -250,8 +237,20 @@ static enum MHD_Result handle_est(struct MHD_Connection *c, struct req_state *s,
 		(void)srv_cas_route(s->st->cas, label, s->st->cfg->est_default_profile, &ca, &profile);
 		est_handle(ca, profile, &req, &resp);
 	}
-	ret = send_answer(c, s, method, url, resp.status, resp.content_type, resp.base64_transfer,
-			  resp.ask_basic_auth, resp.retry_after, resp.body ? resp.body : "", resp.body_len);
+	{
+		char retry[16];
+		struct srv_hdr h[3] = {
+			{ "Content-Transfer-Encoding", resp.base64_transfer ? "base64" : NULL },
+			{ MHD_HTTP_HEADER_WWW_AUTHENTICATE, resp.ask_basic_auth ? "Basic realm=\"mintca EST\"" : NULL },
+			{ MHD_HTTP_HEADER_RETRY_AFTER, NULL },
+		};
+		if (resp.retry_after > 0) {
+			snprintf(retry, sizeof(retry), "%u", resp.retry_after);
+			h[2].value = retry;
+		}
+		ret = srv_send(c, s, method, url, resp.status, resp.content_type, h, 3,
+			       resp.body ? resp.body : "", resp.body_len);
+	}
 	est_response_free(&resp);
 	X509_free(peer);
 	return ret;
@@ -271,9 +270,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 			return MHD_NO;
 		*con_cls = s;
 		s->st = atomic_load(&h->cur);
+		s->plain = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == h->plain;
 		/* Refuse an announced oversized body before reading it. */
 		if (cl != NULL && strtoull(cl, NULL, 10) > s->st->cfg->max_body_bytes)
-			return send_text(c, s, method, url, 413, "request body larger than the server accepts\n");
+			return srv_send_text(c, s, method, url, 413, "request body larger than the server accepts\n");
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -281,11 +281,21 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	/* Relying parties fetch OCSP and CRLs over plain HTTP too (RFC 5019 §5,
+	 * RFC 5280 §4.2.1.13); everything else needs TLS. */
+	if (strcmp(url, "/ocsp") == 0 || strncmp(url, "/ocsp/", 6) == 0)
+		return srv_http_ocsp(c, s, method, url);
+	if (strncmp(url, "/crl/", 5) == 0)
+		return srv_http_crl(c, s, method, url);
+	if (strcmp(url, "/health") == 0)
+		return srv_send_text(c, s, method, url, 200, "ok\n");
+	if (s->plain)
+		return srv_send_text(c, s, method, url, 404, "not found (over plain HTTP only /ocsp and /crl/)\n");
 	if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0)
 		return handle_est(c, s, method, url);
-	if (strcmp(url, "/health") == 0)
-		return send_text(c, s, method, url, 200, "ok\n");
-	return send_text(c, s, method, url, 404, "not found\n");
+	if (strncmp(url, "/api/", 5) == 0)
+		return srv_http_api(c, s, method, url);
+	return srv_send_text(c, s, method, url, 404, "not found\n");
 }
 
 void srv_state_free(struct srv_state *st)
@@ -340,6 +350,24 @@ srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 		ca_err_set(err, CA_E_CONFIG, "cannot listen on %s:%u (in use, or bad TLS files)", c->listen, c->port);
 		goto fail;
 	}
+	if (c->http_port != 0) {
+		struct sockaddr_in paddr = addr;
+		paddr.sin_port = htons((uint16_t)c->http_port);
+		h->plain = MHD_start_daemon(
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC,
+			0, NULL, NULL, access_handler, h,
+			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&paddr,
+			MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->threads,
+			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout_s,
+			MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+			MHD_OPTION_END);
+		if (h->plain == NULL) {
+			ca_err_set(err, CA_E_CONFIG, "cannot listen on %s:%u (server.http_port in use?)",
+				   c->listen, c->http_port);
+			goto fail;
+		}
+	}
 	return h;
 fail:
 	srv_http_stop(h);
@@ -350,6 +378,8 @@ void srv_http_stop(srv_http *h)
 {
 	if (h == NULL)
 		return;
+	if (h->plain != NULL)
+		MHD_stop_daemon(h->plain);
 	if (h->d != NULL)
 		MHD_stop_daemon(h->d);
 	free(h->cert_pem);

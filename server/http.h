@@ -11,6 +11,7 @@ typedef struct srv_http srv_http;
 /* What requests are answered from: the config (users, limits), the CAs with
  * their profiles, the client-certificate trust. Replaced whole on reload. */
 struct srv_state {
+	db_store *store;     /* borrowed: lives as long as the process */
 	struct cfg *cfg;
 	srv_cas *cas;
 	srv_trust *trust;

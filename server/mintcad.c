@@ -73,6 +73,7 @@ static struct srv_state *load_state(const char *path, db_store *st, const struct
 		ca_err_set(err, CA_E_INTERNAL, "out of memory");
 		return NULL;
 	}
+	s->store = st;
 	if ((s->cfg = cfg_load(path, err)) == NULL || (s->cas = srv_cas_open(s->cfg, st, err)) == NULL ||
 	    (s->trust = srv_trust_new(s->cfg, s->cas, err)) == NULL) {
 		srv_state_free(s);
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
 	}
 	if ((state = calloc(1, sizeof(*state))) == NULL)
 		goto out;
+	state->store = st;
 	state->cfg = c;
 	c = NULL;
 	if ((state->cas = srv_cas_open(state->cfg, st, &err)) == NULL) {
