@@ -101,6 +101,10 @@ void db_pg_msg(PGconn *pg, const PGresult *res, char *buf, size_t n);
  * ROLLBACK, migration scripts). 0 or -1 with err set: what: message. */
 int db_simple(struct db_conn *c, const char *sql, const char *what, struct ca_err *err);
 
+/* strings v[0..n) as a text[] parameter in binary format (pass with format
+ * 1). Caller frees *out. 0, or -1 (too large, out of memory). */
+int db_text_array(const char *const *v, size_t n, char **out, int *out_len);
+
 /* A new session on dsn (not any thread's). NULL with err set. */
 PGconn *db_connect(const char *dsn, struct ca_err *err);
 

@@ -22,7 +22,7 @@ usage: sh deploy/embedded.sh COMMAND [DIR] [ARGS...]
   destroy DIR       stop the cluster and delete it and the data folder
 
 DIR defaults to $REPO/data.
-Environment: MINTCA_PORT (8443), MINTCA_CA_KEY_TYPE (ec-p256, ec-p384,
+Environment: MINTCA_PORT (8443), MINTCA_HTTP_PORT (8080: OCSP and CRLs), MINTCA_CA_KEY_TYPE (ec-p256, ec-p384,
 rsa-2048, rsa-3072, rsa-4096), MINTCTL (build/mintctl), MINTCAD (build/mintcad).
 EOF
 }
@@ -216,12 +216,15 @@ write_config() {
 	esac
 	port=${MINTCA_PORT:-8443}
 	case $port in ''|*[!0-9]*) die "MINTCA_PORT must be a number" ;; esac
+	http_port=${MINTCA_HTTP_PORT:-8080}
+	case $http_port in ''|*[!0-9]*) die "MINTCA_HTTP_PORT must be a number" ;; esac
 
 	# Via a temporary file: a failed run never leaves half a config behind.
 	cat > "$DIR/mintcad.json.tmp" <<EOF
 {
   "server": { "listen": "127.0.0.1", "port": $port, "threads": 2, "max_connections": 512,
-              "connection_timeout_s": 30, "max_body_bytes": 65536, "public_name": "localhost" },
+              "connection_timeout_s": 30, "max_body_bytes": 65536, "public_name": "localhost",
+              "http_port": $http_port, "public_base_url": "http://localhost:$http_port" },
   "tls": { "cert_file": "$DIR/tls/server.crt", "key_file": "$DIR/tls/server.key" },
   "database": { "dsn": "$DSN" },
   "ca": {
@@ -234,6 +237,8 @@ write_config() {
                 "issuing_key_label": "mintca-issuing" }
   },
   "log": { "level": "info" },
+  "revocation": { "crl_period": "1h", "crl_next_update": "1d", "crl_retention": "90d",
+                  "ocsp_validity": "1h", "ocsp_responder_validity": "7d" },
   "est": { "default_profile": "device" },
   "users": [ { "name": "factory", "password_hash": "$hash" } ],
   "client_cert_anchors": [],

@@ -21,9 +21,17 @@
 #define EST_PREFIX "/.well-known/est/"
 #define MAX_PEER_CERTS 8
 
+/* What a listener hands its requests: with a thread pool, a connection
+ * belongs to a worker daemon, so the listener is told by its own cls. */
+struct listener {
+	struct srv_http *h;
+	bool plain;
+};
+
 struct srv_http {
 	struct MHD_Daemon *d;
 	struct MHD_Daemon *plain;        /* OCSP and CRLs over plain HTTP, or NULL */
+	struct listener tls_l, plain_l;
 	_Atomic(struct srv_state *) cur; /* swapped whole on reload, never locked */
 	char *cert_pem, *key_pem;
 };
@@ -260,7 +268,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 				      const char *method, const char *version, const char *upload_data,
 				      size_t *upload_data_size, void **con_cls)
 {
-	struct srv_http *h = cls;
+	const struct listener *l = cls;
+	struct srv_http *h = l->h;
 	struct req_state *s = *con_cls;
 
 	(void)version;
@@ -270,7 +279,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 			return MHD_NO;
 		*con_cls = s;
 		s->st = atomic_load(&h->cur);
-		s->plain = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == h->plain;
+		s->plain = l->plain;
 		/* Refuse an announced oversized body before reading it. */
 		if (cl != NULL && strtoull(cl, NULL, 10) > s->st->cfg->max_body_bytes)
 			return srv_send_text(c, s, method, url, 413, "request body larger than the server accepts\n");
@@ -325,6 +334,8 @@ srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 		return NULL;
 	}
 	atomic_init(&h->cur, st);
+	h->tls_l = (struct listener){ h, false };
+	h->plain_l = (struct listener){ h, true };
 	if (inet_pton(AF_INET, c->listen, &addr.sin_addr) != 1) {
 		ca_err_set(err, CA_E_CONFIG, "%s: server.listen: '%s' is not an IPv4 address", c->path, c->listen);
 		goto fail;
@@ -335,7 +346,7 @@ srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 	}
 	h->d = MHD_start_daemon(
 		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC,
-		0, NULL, NULL, access_handler, h,
+		0, NULL, NULL, access_handler, &h->tls_l,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_HTTPS_MEM_CERT, h->cert_pem,
 		MHD_OPTION_HTTPS_MEM_KEY, h->key_pem,
@@ -355,7 +366,7 @@ srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 		paddr.sin_port = htons((uint16_t)c->http_port);
 		h->plain = MHD_start_daemon(
 			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC,
-			0, NULL, NULL, access_handler, h,
+			0, NULL, NULL, access_handler, &h->plain_l,
 			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&paddr,
 			MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->threads,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,

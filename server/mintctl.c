@@ -28,7 +28,8 @@ static void usage(FILE *f)
 		"  ca create  create an intermediate or issuing CA under a CA in the store\n"
 		"  ca import  record an existing CA certificate whose key is on a token\n"
 		"  policy explain  show the policy decision for a CSR, rule by rule, issuing nothing\n"
-		"  profile size    print the certificate a profile yields and its size in bytes\n");
+		"  profile size    print the certificate a profile yields and its size in bytes\n"
+		"  revoke     revoke certificates by serial, file of serials or query; release a hold\n");
 }
 
 static int cmd_passwd(int argc, char **argv)
@@ -273,6 +274,8 @@ int main(int argc, char **argv)
 		return cmd_passwd(argc - 1, argv + 1);
 	if (strcmp(argv[1], "issue") == 0)
 		return cmd_issue(argc - 1, argv + 1);
+	if (strcmp(argv[1], "revoke") == 0)
+		return ctl_revoke(argc - 1, argv + 1);
 	if (strcmp(argv[1], "ca") == 0 && argc > 2 && strcmp(argv[2], "show") == 0)
 		return cmd_ca_show(argc - 2, argv + 2);
 	if (strcmp(argv[1], "ca") == 0 && argc > 2 && strcmp(argv[2], "init") == 0)

@@ -22,5 +22,6 @@ int ctl_profile_size(int argc, char **argv);
 int ctl_ca_init(int argc, char **argv);
 int ctl_ca_create(int argc, char **argv);
 int ctl_ca_import(int argc, char **argv);
+int ctl_revoke(int argc, char **argv);
 
 #endif

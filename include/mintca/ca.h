@@ -256,4 +256,47 @@ int ca_ctx_add_predecessor(ca_ctx *ctx, const char *name, X509 *cert, struct ca_
 /* Parse "/CN=a/O=b" into a name. Caller frees. NULL on error. */
 X509_NAME *ca_name_parse(const char *subject, struct ca_err *err);
 
+/* --- Revocation: the one function every caller uses (mintctl, the operator
+ * API). ca-core/revoke.c. --- */
+
+/* A serial as written by people and tools ("0x0A:1B", "0A1B", "a1b") into
+ * the form the store keeps: lower-case hex of the DER INTEGER's octets (even
+ * length, no redundant leading 00). 0, or -1 if it is not a positive serial
+ * of at most 20 octets (RFC 5280 §4.1.2.2). */
+int ca_serial_normalize(const char *in, char out[41]);
+
+/* RFC 5280 §5.3.1 reason name ("keyCompromise", ...) or number: the code, or
+ * -1. Names of the codes a revocation may carry only. */
+int ca_reason_from_name(const char *name);
+const char *ca_reason_name(int code);
+
+struct ca_revoke_req {
+	const char *const *serials;   /* as given: normalized and checked here */
+	size_t n;
+	int reason;                   /* RFC 5280 code: 0-6, 9, 10 */
+	time_t invalidity_date;       /* 0: none */
+	const char *actor;            /* who: "operator:<name>", "api:<subject>" */
+	const char *protocol;         /* "cli", "api" */
+	bool resume;                  /* a batch: serials revoked before are skipped
+				       * and counted (run again after a kill) */
+	bool release;                 /* release a certificateHold instead (n == 1) */
+	size_t chunk;                 /* serials per transaction, 0 = 1000 */
+	/* Called after each committed chunk (may be NULL). */
+	void (*progress)(void *arg, size_t done, size_t total, size_t revoked, size_t already);
+	void *progress_arg;
+};
+
+struct ca_revoke_res {
+	size_t revoked, already, chunks;
+};
+
+/* Revoke (or release). Every serial is checked before anything changes: a
+ * malformed serial, a serial no certificate has (not issued), or (unless
+ * resume) one already revoked refuses the whole request with err naming it,
+ * and nothing is written. Then one transaction per chunk, each with its
+ * audit rows. 0, or -1 (err: CA_E_BAD_REQUEST, CA_E_NOT_FOUND, CA_E_CONFLICT,
+ * CA_E_STORE; res says how many chunks were committed before a store error). */
+int ca_revoke(db_store *st, const struct ca_revoke_req *req, struct ca_revoke_res *res,
+	      struct ca_err *err) __attribute__((warn_unused_result));
+
 #endif

@@ -106,6 +106,8 @@ int db_rate_take(db_store *st, const struct db_rate *rates, size_t n, size_t *wh
 enum db_revoke_mode {
 	DB_REVOKE_STRICT,  /* any serial unknown, not issued or already revoked: refuse all */
 	DB_REVOKE_RESUME,  /* unknown or not issued: refuse all; already revoked: skip, count */
+	DB_REVOKE_CHECK_STRICT, /* only check as STRICT would (nothing changes, no counts) */
+	DB_REVOKE_CHECK_RESUME, /* only check as RESUME would */
 };
 
 struct db_revoke_counts {
