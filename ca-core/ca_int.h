@@ -37,6 +37,10 @@ struct ca_ctx {
 	void *rand_arg;
 };
 
+/* A crlDistributionPoints extension with one fullName URI per URL, or NULL
+ * (out of memory). Caller frees with X509_EXTENSION_free. */
+X509_EXTENSION *ca_cdp_ext(const char *const *urls, size_t n);
+
 /* Subject and SANs as text, for the store and logs. Caller frees both
  * (sans with ca_text_sans_free). 0 or -1. */
 int ca_text_subject(const X509_NAME *n, char **out);

@@ -51,6 +51,37 @@ fail:
 	return -1;
 }
 
+unsigned ca_crl_shard(const char *serial_hex, unsigned n_shards)
+{
+	char first[9];
+
+	if (n_shards == 0 || serial_hex == NULL)
+		return 0;
+	memcpy(first, serial_hex, strnlen(serial_hex, 8));
+	first[strnlen(serial_hex, 8)] = '\0';
+	return 1 + (unsigned)(strtoul(first, NULL, 16) % n_shards);
+}
+
+/* Partitioned CRLs: the CDP names the CRL of this serial's shard. */
+static int add_shard_cdp(const struct ca_profile *p, X509 *x)
+{
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+	const unsigned char *o = ASN1_STRING_get0_data(sn);
+	char hex[9] = "", url[512];
+	const char *urls[1] = { url };
+	X509_EXTENSION *e;
+	int n = ASN1_STRING_length(sn), rc;
+
+	for (int i = 0; i < n && i < 4; i++)
+		snprintf(hex + 2 * i, 3, "%02x", o[i]);
+	snprintf(url, sizeof(url), "%s%u.crl", p->crl_shard_url, ca_crl_shard(hex, p->crl_shards));
+	if ((e = ca_cdp_ext(urls, 1)) == NULL)
+		return -1;
+	rc = X509_add_ext(x, e, -1) ? 0 : -1;
+	X509_EXTENSION_free(e);
+	return rc;
+}
+
 static int add_ee_exts(const ca_ctx *ctx, const struct ca_profile *p, X509 *x, X509_REQ *csr,
 		       const struct pol_decision *d, struct ca_err *err)
 {
@@ -79,6 +110,8 @@ static int add_ee_exts(const ca_ctx *ctx, const struct ca_profile *p, X509 *x, X
 	for (int i = 0; i < sk_X509_EXTENSION_num(fixed); i++)
 		if (!X509_add_ext(x, sk_X509_EXTENSION_value(fixed, i), -1))
 			goto oom;
+	if (p->crl_shards > 0 && add_shard_cdp(p, x) != 0)
+		goto oom;
 	if (d->sans != NULL && sk_GENERAL_NAME_num(d->sans) > 0 &&
 	    ca_add_ext(x, NID_subject_alt_name,
 		       X509_NAME_entry_count(X509_get_subject_name(x)) == 0, d->sans, err) != 0)
@@ -173,6 +206,7 @@ static int commit(ca_ctx *ctx, const struct ca_profile *p, const struct ca_issue
 		.profile = p->name, .requester = requester, .protocol = req->protocol,
 		.der = res->der, .der_len = res->der_len,
 		.renewed_serial = renewed[0] ? renewed : NULL,
+		.crl_shard = ca_crl_shard(res->serial_hex, p->crl_shards),
 	};
 	rc = db_commit_cert(ctx->store, &row, err);
 out:

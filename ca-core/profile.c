@@ -55,6 +55,8 @@ void ca_profile_free_lists(struct ca_profile *p)
 	free_list(p->eku_oids, p->n_eku_oids);
 	free_list(p->policies, p->n_policies);
 	free_list(p->crl_urls, p->n_crl_urls);
+	free(p->crl_shard_url);
+	p->crl_shard_url = NULL;
 	free_list(p->ocsp_urls, p->n_ocsp_urls);
 	free_list(p->ca_issuers_urls, p->n_ca_issuers_urls);
 	free_list(p->nc_permitted_dns, p->n_nc_permitted_dns);
@@ -220,30 +222,43 @@ out:
 	return rc;
 }
 
-static int build_urls(const struct ca_profile *p, struct ca_profile_built *b, struct ca_err *err)
+X509_EXTENSION *ca_cdp_ext(const char *const *urls, size_t n)
 {
 	CRL_DIST_POINTS *cdp = sk_DIST_POINT_new_null();
-	AUTHORITY_INFO_ACCESS *aia = sk_ACCESS_DESCRIPTION_new_null();
-	int rc = -1;
+	X509_EXTENSION *e = NULL;
 
-	if (cdp == NULL || aia == NULL)
-		goto oom;
-	for (size_t i = 0; i < p->n_crl_urls; i++) {
+	if (cdp == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
 		DIST_POINT *dp = DIST_POINT_new();
-		GENERAL_NAME *g = uri_name(p->crl_urls[i]);
+		GENERAL_NAME *g = uri_name(urls[i]);
 		if (dp == NULL || g == NULL || (dp->distpoint = DIST_POINT_NAME_new()) == NULL ||
 		    (dp->distpoint->name.fullname = GENERAL_NAMES_new()) == NULL ||
 		    !sk_GENERAL_NAME_push(dp->distpoint->name.fullname, g)) {
 			DIST_POINT_free(dp);
 			GENERAL_NAME_free(g);
-			goto oom;
+			goto out;
 		}
 		dp->distpoint->type = 0; /* fullName */
 		if (!sk_DIST_POINT_push(cdp, dp)) {
 			DIST_POINT_free(dp);
-			goto oom;
+			goto out;
 		}
 	}
+	e = X509V3_EXT_i2d(NID_crl_distribution_points, 0, cdp);
+out:
+	sk_DIST_POINT_pop_free(cdp, DIST_POINT_free);
+	return e;
+}
+
+static int build_urls(const struct ca_profile *p, struct ca_profile_built *b, struct ca_err *err)
+{
+	AUTHORITY_INFO_ACCESS *aia = sk_ACCESS_DESCRIPTION_new_null();
+	X509_EXTENSION *cdp = NULL;
+	int rc = -1;
+
+	if (aia == NULL)
+		goto oom;
 	for (int pass = 0; pass < 2; pass++) {
 		char **urls = pass ? p->ca_issuers_urls : p->ocsp_urls;
 		size_t n = pass ? p->n_ca_issuers_urls : p->n_ocsp_urls;
@@ -260,8 +275,14 @@ static int build_urls(const struct ca_profile *p, struct ca_profile_built *b, st
 			ad->method = OBJ_nid2obj(pass ? NID_ad_ca_issuers : NID_ad_OCSP);
 		}
 	}
-	if (sk_DIST_POINT_num(cdp) > 0 && push_ext(b, NID_crl_distribution_points, 0, cdp, err) != 0)
-		goto out;
+	if (p->n_crl_urls > 0) {
+		if ((cdp = ca_cdp_ext((const char *const *)p->crl_urls, p->n_crl_urls)) == NULL ||
+		    !sk_X509_EXTENSION_push(b->fixed, cdp)) {
+			X509_EXTENSION_free(cdp);
+			ca_err_ssl(err, CA_E_CONFIG, "cannot build extension crlDistributionPoints");
+			goto out;
+		}
+	}
 	if (sk_ACCESS_DESCRIPTION_num(aia) > 0 && push_ext(b, NID_info_access, 0, aia, err) != 0)
 		goto out;
 	rc = 0;
@@ -269,7 +290,6 @@ static int build_urls(const struct ca_profile *p, struct ca_profile_built *b, st
 oom:
 	ca_err_set(err, CA_E_INTERNAL, "out of memory");
 out:
-	sk_DIST_POINT_pop_free(cdp, DIST_POINT_free);
 	sk_ACCESS_DESCRIPTION_pop_free(aia, ACCESS_DESCRIPTION_free);
 	return rc;
 }
@@ -337,7 +357,9 @@ static int build_custom(const struct ca_profile *p, struct ca_profile_built *b, 
 			ca_err_ssl(err, CA_E_CONFIG, "custom_extensions %s: value is not DER", c->oid);
 		else if (check != NULL && d != c->der + c->der_len)
 			ca_err_set(err, CA_E_CONFIG, "custom_extensions %s: trailing bytes after the DER value", c->oid);
-		else if (o != NULL && OBJ_obj2nid(o) != NID_undef && X509V3_EXT_get_nid(OBJ_obj2nid(o)) != NULL)
+		/* No profile key builds id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): it comes this way. */
+		else if (o != NULL && OBJ_obj2nid(o) != NID_undef && OBJ_obj2nid(o) != NID_id_pkix_OCSP_noCheck &&
+			 X509V3_EXT_get_nid(OBJ_obj2nid(o)) != NULL)
 			ca_err_set(err, CA_E_CONFIG, "custom_extensions %s: %s is built by the profile's own keys",
 				   c->oid, OBJ_nid2sn(OBJ_obj2nid(o)));
 		else if (o != NULL && v != NULL && ASN1_OCTET_STRING_set(v, c->der, (int)c->der_len) &&

@@ -21,9 +21,9 @@ static const struct db_stmt st_commit = {
 	"sans = ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
 	"not_before = to_timestamp($5::bigint), not_after = to_timestamp($6::bigint), "
 	"profile = $7, requester = $8, protocol = $9, der = $10, renewed_serial = $11, "
-	"issued_at = now() "
+	"crl_shard = $12::int, issued_at = now() "
 	"WHERE serial = $1 AND ca = $2 AND status = 'reserved' RETURNING site",
-	11
+	12
 };
 
 static const struct db_stmt st_audit_issue = {
@@ -51,22 +51,23 @@ static const struct db_stmt st_reserve_many = {
 static const struct db_stmt st_commit_many = {
 	DB_S_COMMIT_MANY, "commit_certs",
 	"WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-	"$5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[]) "
+	"$5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], "
+	"$12::text[]) "
 	"AS r (serial, ca, subject, sans, not_before, not_after, profile, requester, protocol, "
-	"der, renewed_serial)), "
+	"der, renewed_serial, crl_shard)), "
 	"u AS (UPDATE certificates c SET status = 'issued', subject = r.subject, "
 	"sans = ARRAY(SELECT jsonb_array_elements_text(r.sans::jsonb)), "
 	"not_before = to_timestamp(r.not_before::bigint), "
 	"not_after = to_timestamp(r.not_after::bigint), "
 	"profile = r.profile, requester = r.requester, protocol = r.protocol, der = r.der, "
-	"renewed_serial = r.renewed_serial, issued_at = now() "
+	"renewed_serial = r.renewed_serial, crl_shard = r.crl_shard::int, issued_at = now() "
 	"FROM r WHERE c.serial = r.serial AND c.ca = r.ca AND c.status = 'reserved' "
 	"RETURNING c.serial, c.ca, c.site, r.requester, r.protocol, r.profile, r.subject), "
 	"a AS (INSERT INTO audit (action, ca, serial, actor, protocol, site, detail) "
 	"SELECT 'issue', ca, serial, requester, protocol, site, "
 	"jsonb_build_object('profile', profile, 'subject', subject) FROM u) "
 	"SELECT serial FROM u",
-	11
+	12
 };
 
 static const struct db_stmt st_count = {
@@ -213,9 +214,9 @@ out:
 
 int db_commit_cert(db_store *st, const struct db_cert_row *row, struct ca_err *err)
 {
-	char nb[24], na[24], *sans = NULL;
-	const char *cv[11];
-	int cl[11] = { 0 }, cf[11] = { 0 };
+	char nb[24], na[24], shard[16], *sans = NULL;
+	const char *cv[12];
+	int cl[12] = { 0 }, cf[12] = { 0 };
 	struct db_conn *c;
 	struct ca_err tmp;
 	int rc = -1, sent;
@@ -242,6 +243,8 @@ int db_commit_cert(db_store *st, const struct db_cert_row *row, struct ca_err *e
 	cl[9] = (int)row->der_len;
 	cf[9] = 1; /* bytea, binary */
 	cv[10] = row->renewed_serial;
+	snprintf(shard, sizeof(shard), "%u", row->crl_shard);
+	cv[11] = shard;
 	if (!st->direct) {
 		int r = db_group_exec(st, &st_commit_many, cv, cl, cf, err);
 		if (r == 0)

@@ -245,7 +245,7 @@ write_config() {
   "profiles": [
     { "name": "device", "key_types": ["ec-p256", "ec-p384", "rsa", "ed25519"],
       "rsa_min_bits": 2048, "rsa_max_bits": 4096, "validity_days": 365, "backdate_seconds": 60,
-      "extended_key_usage": ["clientAuth"], "max_sans": 4,
+      "extended_key_usage": ["clientAuth"], "max_sans": 4, "revocation_urls": true,
       "auth": { "basic_users": ["factory"], "client_cert_anchors": ["dev"], "reenroll": true } }
   ]
 }

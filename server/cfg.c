@@ -543,7 +543,7 @@ static char *slurp(const char *path, size_t max)
 struct cfg *cfg_load(const char *path, struct ca_err *err)
 {
 	struct cfg *c = calloc(1, sizeof(*c));
-	struct loader l = { .path = path, .err = err };
+	struct loader l = { .path = path, .err = err, .cfg = c };
 	json_error_t jerr;
 	json_t *root = NULL, *ca;
 	static const struct { const char *key; const struct field *fields; } sections[] = {

@@ -10,6 +10,7 @@ struct loader {
 	const char *path;
 	char *text; /* the file, to find the line a key is on */
 	struct ca_err *err;
+	const struct cfg *cfg; /* what is loaded so far (sections before arrays) */
 };
 
 /* Refuse: "<file>:<line>: <path>: <why>" into l->err; returns -1. The line is

@@ -13,7 +13,7 @@ static const char *const profile_keys[] = {
 	"validity_seconds", "backdate_seconds", "extended_key_usage", "key_usage", "max_sans", "auth",
 	"subject", "sans", "basic_constraints", "subject_key_id", "serial_bytes",
 	"certificate_policies", "crl_urls", "ocsp_urls", "ca_issuers_urls", "name_constraints",
-	"custom_extensions", "rate_limit", "ca", NULL,
+	"custom_extensions", "rate_limit", "ca", "revocation_urls", NULL,
 };
 static const char *const auth_keys[] = { "basic_users", "client_cert_anchors", "reenroll", "operator", NULL };
 static const char *const san_kind_keys[CA_SAN_KINDS + 1] = { "dns", "ip", "uri", "email", "hardware_serial", NULL };
@@ -213,6 +213,56 @@ static int load_urls(struct loader *l, json_t *o, const char *path, const char *
 	return 0;
 }
 
+/* A malloc'd one-element URL list: base + a + b + c. */
+static int one_url(char ***out, size_t *n, const char *base, const char *a, const char *b, const char *c)
+{
+	size_t len = strlen(base) + strlen(a) + strlen(b) + strlen(c) + 1;
+
+	if ((*out = calloc(2, sizeof(char *))) == NULL || ((*out)[0] = malloc(len)) == NULL)
+		return -1;
+	snprintf((*out)[0], len, "%s%s%s%s", base, a, b, c);
+	*n = 1;
+	return 0;
+}
+
+/* "revocation_urls": true puts this server's CRL (the shard's, when CRLs
+ * are partitioned), OCSP and CA certificate URLs, under
+ * server.public_base_url, into the profile's certificates; URLs the profile
+ * lists itself stay as given. */
+static int load_revocation_urls(struct loader *l, json_t *o, const char *path, struct ca_profile *p)
+{
+	const struct cfg *c = l->cfg;
+	bool on = false;
+	const char *ca;
+	char base[256];
+	int rc = 0;
+
+	if (cfg_get_bool(l, o, path, "revocation_urls", &on) != 0)
+		return -1;
+	if (!on)
+		return 0;
+	if (c == NULL || c->public_base_url == NULL)
+		return cfg_fail(l, path, "revocation_urls", "needs server.public_base_url");
+	ca = p->ca[0] != '\0' ? p->ca : c->ca_name;
+	snprintf(base, sizeof(base), "%s", c->public_base_url);
+	if (base[0] != '\0' && base[strlen(base) - 1] == '/')
+		base[strlen(base) - 1] = '\0';
+	if (p->n_crl_urls == 0 && c->crl_shards > 0) {
+		size_t len = strlen(base) + strlen(ca) + 8;
+		if ((p->crl_shard_url = malloc(len)) != NULL)
+			snprintf(p->crl_shard_url, len, "%s/crl/%s-", base, ca);
+		p->crl_shards = c->crl_shards;
+		rc |= p->crl_shard_url == NULL;
+	} else if (p->n_crl_urls == 0) {
+		rc |= one_url(&p->crl_urls, &p->n_crl_urls, base, "/crl/", ca, ".crl");
+	}
+	if (p->n_ocsp_urls == 0)
+		rc |= one_url(&p->ocsp_urls, &p->n_ocsp_urls, base, "/ocsp", "", "");
+	if (p->n_ca_issuers_urls == 0)
+		rc |= one_url(&p->ca_issuers_urls, &p->n_ca_issuers_urls, base, "/ca/", ca, ".crt");
+	return rc == 0 ? 0 : cfg_fail(l, path, "revocation_urls", "out of memory");
+}
+
 static int load_extensions(struct loader *l, json_t *o, const char *path, struct ca_profile *p)
 {
 	static const char *const nc_keys[] = { "permitted_dns", "excluded_dns", NULL };
@@ -235,7 +285,8 @@ static int load_extensions(struct loader *l, json_t *o, const char *path, struct
 			   &p->policies, &p->n_policies) != 0 ||
 	    load_urls(l, o, path, "crl_urls", &p->crl_urls, &p->n_crl_urls) != 0 ||
 	    load_urls(l, o, path, "ocsp_urls", &p->ocsp_urls, &p->n_ocsp_urls) != 0 ||
-	    load_urls(l, o, path, "ca_issuers_urls", &p->ca_issuers_urls, &p->n_ca_issuers_urls) != 0)
+	    load_urls(l, o, path, "ca_issuers_urls", &p->ca_issuers_urls, &p->n_ca_issuers_urls) != 0 ||
+	    load_revocation_urls(l, o, path, p) != 0)
 		return -1;
 	snprintf(sub, sizeof(sub), "%s.name_constraints", path);
 	if (nc != NULL && (!json_is_object(nc) || cfg_check_keys(l, nc, sub, NULL, nc_keys) != 0))

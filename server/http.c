@@ -296,10 +296,12 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 		return srv_http_ocsp(c, s, method, url);
 	if (strncmp(url, "/crl/", 5) == 0)
 		return srv_http_crl(c, s, method, url);
+	if (strncmp(url, "/ca/", 4) == 0)
+		return srv_http_ca(c, s, method, url);
 	if (strcmp(url, "/health") == 0)
 		return srv_send_text(c, s, method, url, 200, "ok\n");
 	if (s->plain)
-		return srv_send_text(c, s, method, url, 404, "not found (over plain HTTP only /ocsp and /crl/)\n");
+		return srv_send_text(c, s, method, url, 404, "not found (over plain HTTP only /ocsp, /crl/ and /ca/)\n");
 	if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0)
 		return handle_est(c, s, method, url);
 	if (strncmp(url, "/api/", 5) == 0)

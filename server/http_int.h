@@ -44,6 +44,8 @@ enum MHD_Result srv_http_ocsp(struct MHD_Connection *c, struct req_state *s, con
 			      const char *url);   /* /ocsp, /ocsp/<base64> (server/http_ocsp.c) */
 enum MHD_Result srv_http_crl(struct MHD_Connection *c, struct req_state *s, const char *method,
 			     const char *url);    /* /crl/<ca>.crl (server/http_crl.c) */
+enum MHD_Result srv_http_ca(struct MHD_Connection *c, struct req_state *s, const char *method,
+			    const char *url);     /* /ca/<ca>.crt (server/http_ca.c) */
 enum MHD_Result srv_http_api(struct MHD_Connection *c, struct req_state *s, const char *method,
 			     const char *url);    /* /api/v1/... operator API (server/http_api.c) */
 

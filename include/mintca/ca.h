@@ -105,6 +105,10 @@ struct ca_profile {
 	size_t n_policies;
 	char **crl_urls, **ocsp_urls, **ca_issuers_urls;
 	size_t n_crl_urls, n_ocsp_urls, n_ca_issuers_urls;
+	/* Partitioned CRLs: the CDP of each certificate is crl_shard_url +
+	 * "<shard>.crl" with its shard (ca_crl_shard) out of crl_shards. */
+	char *crl_shard_url;
+	unsigned crl_shards;
 	char **nc_permitted_dns, **nc_excluded_dns; /* nameConstraints (sub-CA profiles) */
 	size_t n_nc_permitted_dns, n_nc_excluded_dns;
 	struct ca_custom_ext *custom;
@@ -255,6 +259,10 @@ int ca_ctx_add_predecessor(ca_ctx *ctx, const char *name, X509 *cert, struct ca_
 
 /* Parse "/CN=a/O=b" into a name. Caller frees. NULL on error. */
 X509_NAME *ca_name_parse(const char *subject, struct ca_err *err);
+
+/* Partitioned CRLs: the shard (1..n) a certificate's serial belongs to, 0
+ * when n is 0: 1 + (its first four octets, big-endian) mod n. */
+unsigned ca_crl_shard(const char *serial_hex, unsigned n_shards);
 
 /* --- Revocation: the one function every caller uses (mintctl, the operator
  * API). ca-core/revoke.c. --- */

@@ -51,6 +51,7 @@ struct db_cert_row {
 	const unsigned char *der;
 	size_t der_len;
 	const char *renewed_serial; /* serial this one renews, or NULL */
+	unsigned crl_shard;       /* partitioned CRLs: its shard, 0 = none */
 };
 
 /* Turn a reserved serial into an issued certificate and write the audit row,
