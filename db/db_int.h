@@ -40,6 +40,7 @@ enum db_stmt_id {
 	DB_S_REVOKE_MANY,
 	DB_S_RELEASE_HOLD,
 	DB_S_SERIALS_MATCHING,
+	DB_S_AUDIT_NOTE,          /* db/audit.c */
 	/* CRLs (db/crl.c) */
 	/* OCSP (db/ocsp.c) */
 	DB_S_COUNT_

@@ -142,6 +142,13 @@ int db_serials_matching(db_store *st, const char *ca, const char *profile, time_
 	__attribute__((warn_unused_result));
 void db_serials_free(char **serials, size_t n);
 
+/* One audit row for an action that changes no certificate (e.g. a CRL
+ * published over the operator API). detail_json: a JSON object or NULL.
+ * 0 or -1. */
+int db_audit_note(db_store *st, const char *action, const char *ca, const char *actor,
+		  const char *protocol, const char *detail_json, struct ca_err *err);
+
+
 /* --- CRLs (db/crl.c) ---------------------------------------------------- */
 
 /* --- OCSP (db/ocsp.c) --------------------------------------------------- */
