@@ -14,16 +14,20 @@
 #define API_PREFIX "/api/v1/"
 #define API_MAX_SERIALS 100000
 
+/* Seconds a client should wait after a 503 (store or signer unavailable). */
+#define API_RETRY_AFTER "5"
+
 static enum MHD_Result send_json(struct MHD_Connection *c, struct req_state *s, const char *method,
 				 const char *url, unsigned status, const char *ctype, json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_COMPACT);
+	struct srv_hdr retry = { MHD_HTTP_HEADER_RETRY_AFTER, status == 503 ? API_RETRY_AFTER : NULL };
 	enum MHD_Result r;
 
 	json_decref(doc);
 	if (text == NULL)
 		return srv_send_text(c, s, method, url, 500, "internal error\n");
-	r = srv_send(c, s, method, url, status, ctype, NULL, 0, text, strlen(text));
+	r = srv_send(c, s, method, url, status, ctype, &retry, 1, text, strlen(text));
 	free(text);
 	return r;
 }
