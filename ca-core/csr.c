@@ -32,6 +32,11 @@ X509_REQ *ca_csr_decode(const unsigned char *der, size_t len, struct ca_err *err
 			   (size_t)(der + len - p));
 		goto fail;
 	}
+	if (X509_REQ_get_version(req) != X509_REQ_VERSION_1) {
+		ca_err_set(err, CA_E_BAD_CSR, "RFC 2986 §4.1: version must be 0 (v1), not %ld",
+			   X509_REQ_get_version(req));
+		goto fail;
+	}
 	if ((pk = X509_REQ_get0_pubkey(req)) == NULL) {
 		ca_err_ssl(err, CA_E_BAD_CSR, "request public key cannot be decoded");
 		goto fail;

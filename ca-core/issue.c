@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/x509v3.h>
+#include "mintca/crl.h"
 #include "mintca/log.h"
 #include "ca_int.h"
 
@@ -53,13 +54,7 @@ fail:
 
 unsigned ca_crl_shard(const char *serial_hex, unsigned n_shards)
 {
-	char first[9];
-
-	if (n_shards == 0 || serial_hex == NULL)
-		return 0;
-	memcpy(first, serial_hex, strnlen(serial_hex, 8));
-	first[strnlen(serial_hex, 8)] = '\0';
-	return 1 + (unsigned)(strtoul(first, NULL, 16) % n_shards);
+	return crl_shard_of(serial_hex, n_shards);
 }
 
 /* Partitioned CRLs: the CDP names the CRL of this serial's shard. */

@@ -8,6 +8,18 @@ int sig_sign_x509(sig_key *k, X509 *x, struct ca_err *err)
 	return k->ops->sign_x509(k, x, err);
 }
 
+int sig_with_privkey(sig_key *k, int (*fn)(EVP_PKEY *pk, void *arg), void *arg,
+		     struct ca_err *err)
+{
+	if (k->ops->with_privkey != NULL)
+		return k->ops->with_privkey(k, fn, arg, err);
+	if (fn(k->ops->privkey(k), arg) <= 0) {
+		ca_err_ssl(err, CA_E_SIGNER, "signing failed");
+		return -1;
+	}
+	return 0;
+}
+
 EVP_PKEY *sig_pubkey(sig_key *k)
 {
 	return k->ops->pubkey(k);

@@ -42,7 +42,17 @@ enum db_stmt_id {
 	DB_S_SERIALS_MATCHING,
 	DB_S_AUDIT_NOTE,          /* db/audit.c */
 	/* CRLs (db/crl.c) */
+	DB_S_CRL_NUMBER,
+	DB_S_CRL_LATEST,
+	DB_S_CRL_PUT,
+	DB_S_CRL_PRUNE,
+	DB_S_CRL_DER,
 	/* OCSP (db/ocsp.c) */
+	DB_S_OCSP_STATUS,
+	DB_S_OCSP_RESPONDER_GET,
+	DB_S_OCSP_RESPONDER_PUT,
+	/* listing (db/certs_list.c) */
+	DB_S_CERTS_RESERVED,
 	DB_S_COUNT_
 };
 _Static_assert(DB_S_COUNT_ <= 64, "db_conn.prepared has 64 bits");
@@ -73,6 +83,11 @@ struct db_store {
 	unsigned long n_opened;   /* connections opened so far (tests) */
 	struct db_group *group;   /* group commit queue (db/group.c), or NULL */
 	int direct;               /* db_store_set_group_commit(st, 0) */
+	/* The database known to be down (db_open): connecting fails at once
+	 * until down_until_ms (CLOCK_MONOTONIC), then one thread probes. */
+	_Atomic long long down_until_ms;
+	_Atomic unsigned down_streak;
+	_Atomic int probing;
 };
 
 /* This thread's connection, opened on first use. NULL (err set) if it
@@ -108,12 +123,22 @@ int db_text_array(const char *const *v, size_t n, char **out, int *out_len);
 
 /* A new session on dsn (not any thread's). NULL with err set. */
 PGconn *db_connect(const char *dsn, struct ca_err *err);
+/* Like db_connect() on the store's DSN, but while the database is known to
+ * be down (the last attempt failed) it fails at once, apart from one probe
+ * after a short back-off. */
+PGconn *db_open(struct db_store *st, struct ca_err *err);
+/* A session got no answer in time: treat the database as down (back-off). */
+void db_down(struct db_store *st);
+/* Mark err (CA_E_STORE) as "unavailable for now": callers answer 503 with
+ * Retry-After. */
+#define DB_RETRY_AFTER_S 3
+void db_unavailable(struct ca_err *err);
 
 /* Group commit (db/group.c): rows written at the same time by different
  * threads share one transaction, on committer threads with their own
  * sessions. The committers start on first use; db_group_free() stops them
  * once every row queued is done. */
-struct db_group *db_group_new(const char *dsn);
+struct db_group *db_group_new(struct db_store *st);
 void db_group_free(struct db_group *g);
 /* Run s for one row, in one transaction with the rows other threads queue at
  * the same time. s takes each parameter j as an array (text[], or bytea[]

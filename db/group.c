@@ -27,13 +27,26 @@
  *   - no session (cannot connect): nothing was sent; every caller in the
  *     batch gets the error;
  *   - the session is lost once the batch was sent: the outcome is unknown,
- *     every caller in the batch gets an error, never a retry. */
+ *     every caller in the batch gets an error, never a retry;
+ *   - the server refuses for a passing reason (statement or lock timeout,
+ *     serialization failure, deadlock, out of resources): rolled back, every
+ *     caller in the batch gets the error, without halving.
+ *
+ * No caller waits long for a database that does not answer: the committer's
+ * session is non-blocking, and a batch that has no answer within
+ * GROUP_DEADLINE_MS (server-side: statement_timeout, lock_timeout) loses its
+ * session (outcome unknown). While the database is known to be down,
+ * db_open() fails at once, so queued rows fail fast instead of each waiting
+ * for a connect timeout; store errors are marked for Retry-After. */
+#include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "db_int.h"
 
 #define GROUP_SESSIONS 1
@@ -41,6 +54,11 @@
 #define GROUP_MAX_COLS 16   /* parameters of a group statement */
 #define GROUP_MAX_STMTS 4   /* statements in one batch */
 #define HASH_SLOTS 1024     /* power of two, > 2 * GROUP_MAX */
+#define GROUP_DEADLINE_MS 5000 /* one batch, once connected: prepare, send, commit */
+/* Every session setting in one string (one round trip). */
+#define GROUP_SESSION_SETUP \
+	"SET plan_cache_mode = force_generic_plan; SET statement_timeout = '4s'; " \
+	"SET lock_timeout = '2s'"
 
 #define OID_BYTEA 17
 #define OID_TEXT 25
@@ -70,7 +88,7 @@ struct committer {
 };
 
 struct db_group {
-	const char *dsn;          /* the store's, immutable */
+	struct db_store *st;      /* for db_open() */
 	pthread_mutex_t mu;
 	pthread_cond_t work;      /* for committers: rows queued, or stop */
 	pthread_cond_t idle;      /* for db_group_free(): the last waiter left */
@@ -202,7 +220,19 @@ enum attempt_rc {
 	A_STMT,      /* the server refused a statement: nothing committed */
 	A_NOT_SENT,  /* no session, or lost before anything was sent */
 	A_UNKNOWN,   /* session lost once the batch was sent */
+	A_PASSING,   /* refused for a passing reason: nothing committed */
 };
+
+/* A refusal that says "not now" rather than "never": statement or lock
+ * timeout, serialization failure or deadlock, out of resources. */
+static int passing(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return state != NULL && (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0 ||
+				 strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+				 strncmp(state, "53", 2) == 0);
+}
 
 /* A failure that ended the session (or is about to). */
 static int session_gone(PGconn *pg, const PGresult *res)
@@ -215,9 +245,82 @@ static int session_gone(PGconn *pg, const PGresult *res)
 	return state != NULL && (strncmp(state, "57P", 3) == 0 || strncmp(state, "08", 2) == 0);
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait, at most until deadline, until everything queued is sent and (with
+ * want_result) PQgetResult() would not block. 0, or -1 with msg set: the
+ * session broke, or no answer in time (then the store counts the database
+ * as down, so that the next batches fail fast instead of each waiting). */
+static int await(struct db_store *st, PGconn *pg, long long deadline, int want_result, char *msg,
+		 size_t msg_len)
+{
+	for (;;) {
+		int f = PQflush(pg);
+		long long left;
+		struct pollfd p;
+
+		if (f < 0 || PQsocket(pg) < 0) {
+			db_pg_msg(pg, NULL, msg, msg_len);
+			return -1;
+		}
+		if (f == 0 && (!want_result || !PQisBusy(pg)))
+			return 0;
+		if ((left = deadline - now_ms()) <= 0) {
+			snprintf(msg, msg_len, "no answer from PostgreSQL within %d ms", GROUP_DEADLINE_MS);
+			db_down(st);
+			return -1;
+		}
+		p.fd = PQsocket(pg);
+		p.events = (short)(POLLIN | (f == 1 ? POLLOUT : 0));
+		p.revents = 0;
+		if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
+			snprintf(msg, msg_len, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if ((p.revents & (POLLIN | POLLERR | POLLHUP)) != 0 && PQconsumeInput(pg) == 0) {
+			db_pg_msg(pg, NULL, msg, msg_len);
+			return -1;
+		}
+	}
+}
+
+/* The results of what was just sent (not in a pipeline), until deadline:
+ * the first that failed, else the last. NULL with msg set: no answer in
+ * time, or the session broke. */
+static PGresult *await_result(struct db_store *st, PGconn *pg, long long deadline, char *msg,
+				size_t msg_len)
+{
+	PGresult *keep = NULL, *r;
+
+	for (;;) {
+		if (await(st, pg, deadline, 1, msg, msg_len) != 0) {
+			PQclear(keep);
+			return NULL;
+		}
+		if ((r = PQgetResult(pg)) == NULL)
+			break;
+		if (keep == NULL || (PQresultStatus(keep) == PGRES_COMMAND_OK &&
+				     PQresultStatus(r) != PGRES_COMMAND_OK)) {
+			PQclear(keep);
+			keep = r;
+		} else {
+			PQclear(r);
+		}
+	}
+	if (keep == NULL)
+		snprintf(msg, msg_len, "no result from PostgreSQL");
+	return keep;
+}
+
 /* A session ready for a pipeline, its statements prepared. */
-static enum attempt_rc ready(struct committer *c, struct greq *const *reqs, size_t n, char *msg,
-			     size_t msg_len)
+static enum attempt_rc ready(struct committer *c, struct greq *const *reqs, size_t n,
+			     long long deadline, char *msg, size_t msg_len)
 {
 	struct ca_err cerr = { 0 };
 	PGresult *res;
@@ -227,16 +330,24 @@ static enum attempt_rc ready(struct committer *c, struct greq *const *reqs, size
 	if (c->pg != NULL && (PQconsumeInput(c->pg) == 0 || PQstatus(c->pg) != CONNECTION_OK))
 		drop_session(c);
 	if (c->pg == NULL) {
-		if ((c->pg = db_connect(c->g->dsn, &cerr)) == NULL) {
+		if ((c->pg = db_open(c->g->st, &cerr)) == NULL) {
 			snprintf(msg, msg_len, "%s", cerr.detail);
 			return A_NOT_SENT;
 		}
 		/* The group statements join arrays to tables by primary key: the
 		 * generic plan (nested loop, index scan) is right for every batch
-		 * size, and planning each call anew would cost more than running it. */
-		res = PQexec(c->pg, "SET plan_cache_mode = force_generic_plan");
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			db_pg_msg(c->pg, res, msg, msg_len);
+		 * size, and planning each call anew would cost more than running it.
+		 * A batch takes milliseconds: seconds mean trouble, and every caller
+		 * waits for it. */
+		if (PQsetnonblocking(c->pg, 1) != 0 || PQsendQuery(c->pg, GROUP_SESSION_SETUP) != 1) {
+			db_pg_msg(c->pg, NULL, msg, msg_len);
+			drop_session(c);
+			return A_NOT_SENT;
+		}
+		if ((res = await_result(c->g->st, c->pg, deadline, msg, msg_len)) == NULL ||
+		    PQresultStatus(res) != PGRES_COMMAND_OK) {
+			if (res != NULL)
+				db_pg_msg(c->pg, res, msg, msg_len);
 			PQclear(res);
 			drop_session(c);
 			return A_NOT_SENT;
@@ -247,11 +358,17 @@ static enum attempt_rc ready(struct committer *c, struct greq *const *reqs, size
 		const struct db_stmt *s = reqs[i]->s;
 		if (c->prepared & (1ull << s->id))
 			continue;
-		res = PQprepare(c->pg, s->name, s->sql, s->nparams, NULL);
+		/* A Parse commits nothing, whatever happened to it. */
+		if (PQsendPrepare(c->pg, s->name, s->sql, s->nparams, NULL) != 1 ||
+		    (res = await_result(c->g->st, c->pg, deadline, msg, msg_len)) == NULL) {
+			if (msg[0] == '\0')
+				db_pg_msg(c->pg, NULL, msg, msg_len);
+			drop_session(c);
+			return A_NOT_SENT;
+		}
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			enum attempt_rc rc = A_STMT;
 			db_pg_msg(c->pg, res, msg, msg_len);
-			/* A Parse commits nothing, whatever happened to it. */
 			if (session_gone(c->pg, res)) {
 				drop_session(c);
 				rc = A_NOT_SENT;
@@ -271,8 +388,9 @@ static enum attempt_rc attempt(struct committer *c, struct greq **reqs, size_t n
 			       size_t msg_len)
 {
 	size_t start[GROUP_MAX_STMTS + 1], n_stmts = 0, i;
+	long long deadline = now_ms() + GROUP_DEADLINE_MS;
 	enum attempt_rc rc;
-	int failed = 0, lost = 0, sent;
+	int failed = 0, lost = 0, sent, not_now = 0;
 	PGresult *res;
 
 	msg[0] = '\0';
@@ -286,7 +404,7 @@ static enum attempt_rc attempt(struct committer *c, struct greq **reqs, size_t n
 		start[n_stmts++] = i;
 	}
 	start[n_stmts] = n;
-	if ((rc = ready(c, reqs, n, msg, msg_len)) != A_OK)
+	if ((rc = ready(c, reqs, n, deadline, msg, msg_len)) != A_OK)
 		return rc;
 	if (PQenterPipelineMode(c->pg) != 1) {
 		db_pg_msg(c->pg, NULL, msg, msg_len);
@@ -314,6 +432,10 @@ static enum attempt_rc attempt(struct committer *c, struct greq **reqs, size_t n
 	for (size_t k = 0;;) {
 		ExecStatusType rs;
 
+		if (await(c->g->st, c->pg, deadline, 1, msg, msg_len) != 0) {
+			lost = 1;
+			break;
+		}
 		if ((res = PQgetResult(c->pg)) == NULL) {
 			if (PQstatus(c->pg) != CONNECTION_OK || ++k > n_stmts) {
 				lost = 1;
@@ -352,6 +474,7 @@ static enum attempt_rc attempt(struct committer *c, struct greq **reqs, size_t n
 			db_pg_msg(c->pg, res, msg, msg_len);
 			if (session_gone(c->pg, res))
 				lost = 1;
+			not_now = passing(res);
 		}
 		PQclear(res);
 		if (lost)
@@ -364,10 +487,11 @@ static enum attempt_rc attempt(struct committer *c, struct greq **reqs, size_t n
 		return A_UNKNOWN;
 	}
 	/* The server reported the error and rolled the transaction back. */
-	return failed ? A_STMT : A_OK;
+	return !failed ? A_OK : not_now ? A_PASSING : A_STMT;
 }
 
-static void fail_all(struct greq **reqs, size_t n, int unknown, const char *msg)
+/* unavailable: the database is down or busy for now (503 + Retry-After). */
+static void fail_all(struct greq **reqs, size_t n, int unknown, int unavailable, const char *msg)
 {
 	for (size_t i = 0; i < n; i++) {
 		reqs[i]->rc = -1;
@@ -377,6 +501,8 @@ static void fail_all(struct greq **reqs, size_t n, int unknown, const char *msg)
 				   "outcome unknown: %s", reqs[i]->s->name, reqs[i]->vals[0], n, msg);
 		else
 			ca_err_set(&reqs[i]->err, CA_E_STORE, "%s: %s", reqs[i]->s->name, msg);
+		if (unavailable)
+			db_unavailable(&reqs[i]->err);
 	}
 }
 
@@ -393,17 +519,21 @@ static void run_batch(struct committer *c, struct greq **reqs, size_t n)
 				reqs[i]->rc = 0;
 			return;
 		case A_UNKNOWN:
-			fail_all(reqs, n, 1, msg);
+			fail_all(reqs, n, 1, 1, msg);
+			return;
+		case A_PASSING:
+			/* Rolled back, and no row's fault: halving would only wait longer. */
+			fail_all(reqs, n, 0, 1, msg);
 			return;
 		case A_NOT_SENT:
 			/* Nothing reached the server: once more on a new session. */
 			if (tries++ == 0)
 				continue;
-			fail_all(reqs, n, 0, msg);
+			fail_all(reqs, n, 0, 1, msg);
 			return;
 		case A_STMT:
 			if (n == 1) {
-				fail_all(reqs, n, 0, msg);
+				fail_all(reqs, n, 0, 0, msg);
 				return;
 			}
 			/* Rolled back: halves until the row at fault is alone. */
@@ -495,13 +625,13 @@ static void start(struct db_group *g)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-struct db_group *db_group_new(const char *dsn)
+struct db_group *db_group_new(struct db_store *st)
 {
 	struct db_group *g = calloc(1, sizeof(*g));
 
 	if (g == NULL)
 		return NULL;
-	g->dsn = dsn;
+	g->st = st;
 	for (int k = 0; k < GROUP_SESSIONS; k++)
 		g->c[k].g = g;
 	if (pthread_mutex_init(&g->mu, NULL) != 0)
@@ -585,6 +715,8 @@ int db_group_exec(struct db_store *st, const struct db_stmt *s, const char *cons
 	pthread_cond_destroy(&r.cv);
 	if (r.rc != 0) {
 		ca_err_set(err, r.err.code, "%s", r.err.detail);
+		if (r.err.retry_after != 0)
+			db_unavailable(err);
 		return -1;
 	}
 	return r.affected;

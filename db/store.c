@@ -1,9 +1,17 @@
 /* Store lifetime, one PostgreSQL session per calling thread, and running
  * prepared statements with one reconnect. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "db_int.h"
+
+/* While the database is down, connection attempts wait this long after a
+ * failure, doubling up to the maximum: 100 requests then cost one connect
+ * timeout, not 100, and service resumes within the maximum of its return. */
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 2000
 
 static void ignore_notice(void *arg, const char *msg)
 {
@@ -42,9 +50,15 @@ void db_pg_msg(PGconn *pg, const PGresult *res, char *buf, size_t n)
  * database, never the password. */
 PGconn *db_connect(const char *dsn, struct ca_err *err)
 {
-	/* Keywords before "dbname" are defaults the DSN may override. */
-	static const char *const kw[] = { "connect_timeout", "dbname", "fallback_application_name", NULL };
-	const char *const val[] = { "10", dsn, "mintcad", NULL };
+	/* Keywords before "dbname" are defaults the DSN may override. A worker
+	 * never waits long for a database that does not answer: connecting takes
+	 * at most 3 s (per host), and over TCP a dead peer is noticed within
+	 * about 10 s (keepalives; unacknowledged data: tcp_user_timeout). */
+	static const char *const kw[] = {
+		"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "tcp_user_timeout", "dbname", "fallback_application_name", NULL
+	};
+	const char *const val[] = { "3", "1", "5", "2", "3", "10000", dsn, "mintcad", NULL };
 	char msg[200];
 	PGconn *pg;
 
@@ -61,6 +75,93 @@ PGconn *db_connect(const char *dsn, struct ca_err *err)
 	/* The default processor writes NOTICEs to stderr. */
 	PQsetNoticeProcessor(pg, ignore_notice, NULL);
 	return pg;
+}
+
+void db_unavailable(struct ca_err *err)
+{
+	if (err != NULL && err->code == CA_E_STORE && err->retry_after == 0)
+		err->retry_after = DB_RETRY_AFTER_S;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* May this thread try to connect? 1 yes, 2 yes as the one probe (report
+ * with connected()), 0 no: the database is known to be down. */
+static int may_connect(struct db_store *st)
+{
+	long long until = atomic_load(&st->down_until_ms);
+	int idle = 0;
+
+	if (until == 0)
+		return 1;
+	if (now_ms() < until)
+		return 0;
+	return atomic_compare_exchange_strong(&st->probing, &idle, 1) ? 2 : 0;
+}
+
+/* The outcome of a connection attempt allowed by may_connect() (how). */
+static void connected(struct db_store *st, int how, int ok)
+{
+	if (ok) {
+		atomic_store(&st->down_streak, 0);
+		atomic_store(&st->down_until_ms, 0);
+	} else {
+		unsigned streak = atomic_fetch_add(&st->down_streak, 1);
+		long long wait = BACKOFF_MIN_MS << (streak < 4 ? streak : 4);
+		atomic_store(&st->down_until_ms, now_ms() + (wait < BACKOFF_MAX_MS ? wait : BACKOFF_MAX_MS));
+	}
+	if (how == 2)
+		atomic_store(&st->probing, 0);
+}
+
+void db_down(struct db_store *st)
+{
+	connected(st, 1, 0);
+}
+
+static void known_down(struct ca_err *err)
+{
+	ca_err_set(err, CA_E_STORE, "PostgreSQL unavailable: the last connection attempt failed "
+		   "(next attempt within %d ms)", BACKOFF_MAX_MS);
+	db_unavailable(err);
+}
+
+PGconn *db_open(struct db_store *st, struct ca_err *err)
+{
+	int how = may_connect(st);
+	PGconn *pg;
+
+	if (how == 0) {
+		known_down(err);
+		return NULL;
+	}
+	pg = db_connect(st->dsn, err);
+	connected(st, how, pg != NULL);
+	if (pg == NULL)
+		db_unavailable(err);
+	return pg;
+}
+
+/* A failure that says the database or the session is gone or overloaded
+ * for now, not that the statement is wrong: SQLSTATE classes 08
+ * (connection), 53 (resources), 57 (operator intervention, including
+ * statement_timeout 57014), lock_timeout 55P03, serialization 40001 and
+ * deadlock 40P01. */
+static int transient(PGconn *pg, const PGresult *res)
+{
+	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (PQstatus(pg) != CONNECTION_OK || state == NULL)
+		return 1;
+	return strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+	       strncmp(state, "57", 2) == 0 || strcmp(state, "55P03") == 0 ||
+	       strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
 }
 
 /* Thread exit: the session goes with the thread. db_store_close() must not
@@ -98,7 +199,7 @@ struct db_conn *db_conn_get(struct db_store *st, struct ca_err *err)
 		return NULL;
 	}
 	c->st = st;
-	if ((c->pg = db_connect(st->dsn, err)) == NULL) {
+	if ((c->pg = db_open(st, err)) == NULL) {
 		free(c);
 		return NULL;
 	}
@@ -123,10 +224,17 @@ int db_conn_recover(struct db_conn *c, char *msg, size_t n)
 	char why[160];
 	int had_locks = c->n_locks > 0;
 
+	int how;
+
 	msg[0] = '\0';
 	if (PQstatus(c->pg) == CONNECTION_OK)
 		return 0;
+	if ((how = may_connect(c->st)) == 0) {
+		snprintf(msg, n, "; PostgreSQL unavailable, next attempt within %d ms", BACKOFF_MAX_MS);
+		return 0;
+	}
 	PQreset(c->pg);
+	connected(c->st, how, PQstatus(c->pg) == CONNECTION_OK);
 	/* A new session: nothing prepared, no advisory lock held. */
 	c->prepared = 0;
 	c->n_locks = 0;
@@ -167,17 +275,22 @@ PGresult *db_exec(struct db_conn *c, const struct db_stmt *s, const char *const 
 	ExecStatusType rs;
 	PGresult *res;
 
+	int tr = 0;
+
 	for (int attempt = 0;; attempt++) {
 		res = exec_once(c, s, vals, lens, fmts, result_binary);
 		rs = PQresultStatus(res);
 		if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK)
 			return res;
 		db_pg_msg(c->pg, res, msg, sizeof(msg));
+		tr = transient(c->pg, res);
 		PQclear(res);
 		if (!db_conn_recover(c, why, sizeof(why)) || !retry || attempt > 0)
 			break;
 	}
 	ca_err_set(err, CA_E_STORE, "%s: %s%s", s->name, msg, why);
+	if (tr)
+		db_unavailable(err);
 	return NULL;
 }
 
@@ -189,9 +302,12 @@ int db_simple(struct db_conn *c, const char *sql, const char *what, struct ca_er
 	int rc = -1;
 
 	if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK && rs != PGRES_EMPTY_QUERY) {
+		int tr = transient(c->pg, res);
 		db_pg_msg(c->pg, res, msg, sizeof(msg));
 		(void)db_conn_recover(c, why, sizeof(why));
 		ca_err_set(err, CA_E_STORE, "%s: %s%s", what, msg, why);
+		if (tr)
+			db_unavailable(err);
 		goto out;
 	}
 	rc = 0;
@@ -241,7 +357,7 @@ db_store *db_store_open(const char *dsn, struct ca_err *err)
 	if (db_conn_get(st, err) == NULL)
 		goto out;
 	/* Its committer threads start on first use. */
-	if ((st->group = db_group_new(st->dsn)) == NULL) {
+	if ((st->group = db_group_new(st)) == NULL) {
 		ca_err_set(err, CA_E_STORE, "out of memory");
 		goto out;
 	}

@@ -6,7 +6,7 @@ set -eu
 PACKAGES="build-essential pkg-config libssl-dev openssl libmicrohttpd-dev
 libgnutls28-dev libjansson-dev libpq-dev libp11-dev check libsubunit-dev
 softhsm2 opensc postgresql postgresql-client curl ca-certificates clang
-libclang-rt-14-dev procps"
+libclang-rt-14-dev procps nginx"
 
 missing=
 for p in $PACKAGES; do

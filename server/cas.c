@@ -210,6 +210,7 @@ srv_cas *srv_cas_wrap(ca_ctx *ca)
 
 size_t srv_cas_count(const srv_cas *cas) { return cas->n; }
 ca_ctx *srv_cas_at(const srv_cas *cas, size_t i) { return i < cas->n ? cas->v[i].ctx : NULL; }
+sig_p11 *srv_cas_p11(const srv_cas *cas, size_t i) { return i < cas->n ? cas->v[i].p11 : NULL; }
 
 ca_ctx *srv_cas_find(const srv_cas *cas, const char *name)
 {

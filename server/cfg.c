@@ -35,6 +35,7 @@ static const struct field server_fields[] = {
 	NUM("port", 1, 65535, 8443, port),
 	NUM("threads", 1, 256, 2, threads),
 	NUM("max_connections", 1, 100000, 512, max_connections),
+	NUM("max_connections_per_ip", 0, 100000, 0, max_connections_per_ip),
 	NUM("connection_timeout_s", 1, 3600, 30, connection_timeout_s),
 	NUM("max_body_bytes", 1024, 16 * 1024 * 1024, 65536, max_body_bytes),
 	STR("public_name", false, "localhost", public_name),

@@ -20,6 +20,10 @@
 
 #define EST_PREFIX "/.well-known/est/"
 #define MAX_PEER_CERTS 8
+/* A body announced over the limit but at most this big is read and dropped
+ * before the 413: closing a connection on unread bytes may reset it before
+ * the client has read the answer. */
+#define DRAIN_MAX (1024 * 1024)
 
 /* What a listener hands its requests: with a thread pool, a connection
  * belongs to a worker daemon, so the listener is told by its own cls. */
@@ -136,8 +140,10 @@ enum MHD_Result srv_send(struct MHD_Connection *c, struct req_state *s, const ch
 	snprintf(ms, sizeof(ms), "%.1f", (double)(end.tv_sec - s->start.tv_sec) * 1e3 +
 		 (double)(end.tv_nsec - s->start.tv_nsec) / 1e6);
 	snprintf(st, sizeof(st), "%u", status);
-	log_kv(LOG_INFO, "http.request", "req", s->id, "method", method, "path", url,
-	       "status", st, "ms", ms, NULL);
+	/* Relying parties' OCSP and CRL fetches come by the ten thousand per
+	 * second: their successes are logged at debug level only. */
+	log_kv(s->relying_party && status < 400 ? LOG_DEBUG : LOG_INFO, "http.request", "req", s->id,
+	       "method", method, "path", url, "status", st, "ms", ms, NULL);
 	return ret;
 }
 
@@ -176,8 +182,8 @@ X509 *srv_peer_identity(struct MHD_Connection *c, struct req_state *s, char anch
 }
 
 /* HTTP Basic (RFC 7617) against the configured users. */
-static void basic_identity(const struct cfg *cfg, struct MHD_Connection *c, struct ca_requester *who,
-			   bool *failed)
+void srv_basic_identity(const struct cfg *cfg, struct MHD_Connection *c, struct ca_requester *who,
+			bool *failed)
 {
 	char *pass = NULL;
 	char *user = MHD_basic_auth_get_username_password(c, &pass);
@@ -191,7 +197,7 @@ static void basic_identity(const struct cfg *cfg, struct MHD_Connection *c, stru
 	}
 	u = cfg_user_find(cfg, user);
 	if (u != NULL && pass != NULL && strlen(user) < sizeof(who->id) &&
-	    sec_check_password(u->password_hash, pass, strlen(pass)) == 1) {
+	    sec_check_password_cached(user, u->password_hash, pass, strlen(pass)) == 1) {
 		who->kind = CA_AUTH_BASIC;
 		snprintf(who->id, sizeof(who->id), "%s", user);
 	} else {
@@ -232,7 +238,7 @@ static enum MHD_Result handle_est(struct MHD_Connection *c, struct req_state *s,
 		X509_NAME_oneline(X509_get_subject_name(peer), who.id, sizeof(who.id));
 	}
 	/* Basic credentials, when given, name the requester (RFC 7030 §3.2.3). */
-	basic_identity(s->st->cfg, c, &who, &failed);
+	srv_basic_identity(s->st->cfg, c, &who, &failed);
 	struct est_request req = {
 		.method = method, .label = label, .op = op,
 		.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -247,16 +253,19 @@ static enum MHD_Result handle_est(struct MHD_Connection *c, struct req_state *s,
 	}
 	{
 		char retry[16];
-		struct srv_hdr h[3] = {
+		bool get_op = strcmp(op, "cacerts") == 0 || strcmp(op, "csrattrs") == 0;
+		struct srv_hdr h[4] = {
 			{ "Content-Transfer-Encoding", resp.base64_transfer ? "base64" : NULL },
 			{ MHD_HTTP_HEADER_WWW_AUTHENTICATE, resp.ask_basic_auth ? "Basic realm=\"mintca EST\"" : NULL },
 			{ MHD_HTTP_HEADER_RETRY_AFTER, NULL },
+			/* RFC 9110 §15.5.6: a 405 says what is allowed. */
+			{ MHD_HTTP_HEADER_ALLOW, resp.status != 405 ? NULL : get_op ? "GET" : "POST" },
 		};
 		if (resp.retry_after > 0) {
 			snprintf(retry, sizeof(retry), "%u", resp.retry_after);
 			h[2].value = retry;
 		}
-		ret = srv_send(c, s, method, url, resp.status, resp.content_type, h, 3,
+		ret = srv_send(c, s, method, url, resp.status, resp.content_type, h, 4,
 			       resp.body ? resp.body : "", resp.body_len);
 	}
 	est_response_free(&resp);
@@ -280,8 +289,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 		*con_cls = s;
 		s->st = atomic_load(&h->cur);
 		s->plain = l->plain;
-		/* Refuse an announced oversized body before reading it. */
-		if (cl != NULL && strtoull(cl, NULL, 10) > s->st->cfg->max_body_bytes)
+		/* Refuse an announced oversized body before reading it when the
+		 * client waits for that (Expect: 100-continue) or it is huge. */
+		if (cl != NULL && strtoull(cl, NULL, 10) > s->st->cfg->max_body_bytes &&
+		    (strtoull(cl, NULL, 10) > DRAIN_MAX ||
+		     MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) != NULL))
 			return srv_send_text(c, s, method, url, 413, "request body larger than the server accepts\n");
 		return MHD_YES;
 	}
@@ -290,16 +302,25 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (s->too_large)
+		return srv_send_text(c, s, method, url, 413, "request body larger than the server accepts\n");
 	/* Relying parties fetch OCSP and CRLs over plain HTTP too (RFC 5019 §5,
 	 * RFC 5280 §4.2.1.13); everything else needs TLS. */
+	s->relying_party = strcmp(url, "/ocsp") == 0 || strncmp(url, "/ocsp/", 6) == 0 ||
+			   strncmp(url, "/crl/", 5) == 0;
 	if (strcmp(url, "/ocsp") == 0 || strncmp(url, "/ocsp/", 6) == 0)
 		return srv_http_ocsp(c, s, method, url);
 	if (strncmp(url, "/crl/", 5) == 0)
 		return srv_http_crl(c, s, method, url);
 	if (strncmp(url, "/ca/", 4) == 0)
 		return srv_http_ca(c, s, method, url);
-	if (strcmp(url, "/health") == 0)
+	if (strcmp(url, "/health") == 0) {
+		static const struct srv_hdr allow = { MHD_HTTP_HEADER_ALLOW, "GET, HEAD" };
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+			return srv_send(c, s, method, url, 405, "text/plain; charset=utf-8", &allow, 1,
+					"/health takes GET or HEAD\n", strlen("/health takes GET or HEAD\n"));
 		return srv_send_text(c, s, method, url, 200, "ok\n");
+	}
 	if (s->plain)
 		return srv_send_text(c, s, method, url, 404, "not found (over plain HTTP only /ocsp, /crl/ and /ca/)\n");
 	if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0)
@@ -356,6 +377,7 @@ srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 		MHD_OPTION_HTTPS_MEM_TRUST, srv_trust_pem(trust),
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)c->max_connections_per_ip,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout_s,
 		MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
 		MHD_OPTION_END);
@@ -372,6 +394,7 @@ srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&paddr,
 			MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->threads,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+			MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)c->max_connections_per_ip,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout_s,
 			MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
 			MHD_OPTION_END);

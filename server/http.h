@@ -15,6 +15,8 @@ struct srv_state {
 	struct cfg *cfg;
 	srv_cas *cas;
 	srv_trust *trust;
+	struct srv_ocsp *ocsp; /* OCSP responders of these CAs (server/mintcad_ocsp.c), or NULL */
+	struct srv_crl *crl;   /* CRL schedule and cache, shared by every state (server/mintcad_crl.c), or NULL */
 };
 void srv_state_free(struct srv_state *st);
 

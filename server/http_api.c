@@ -8,6 +8,8 @@
 #include <string.h>
 #include <jansson.h>
 #include "mintca/ca.h"
+#include "mintca/crl.h"
+#include "mintca/db.h"
 #include "mintca/log.h"
 #include "http_int.h"
 
@@ -158,10 +160,34 @@ static enum MHD_Result api_revoke(struct MHD_Connection *c, struct req_state *s,
 static enum MHD_Result api_crl_publish(struct MHD_Connection *c, struct req_state *s, const char *method,
 				       const char *url, json_t *body, const char *actor)
 {
-	/* TODO(wire): crl publish from ca-core/crl.c */
-	(void)body;
-	(void)actor;
-	return problem(c, s, method, url, 501, "not implemented", "CRL publishing is not wired yet");
+	const char *name = json_string_value(json_object_get(body, "ca"));
+	json_t *shard = json_object_get(body, "shard");
+	ca_ctx *ca = name ? srv_cas_find(s->st->cas, name) : srv_cas_at(s->st->cas, 0);
+	struct crl_scope scope = { .delta = json_is_true(json_object_get(body, "delta")) };
+	struct crl_result out = { 0 };
+	struct ca_err err = { 0 };
+	char detail[160];
+
+	if (ca == NULL)
+		return problem(c, s, method, url, 404, "not found", "no CA of that name on this server");
+	if (shard != NULL && (!json_is_integer(shard) || json_integer_value(shard) < 0 ||
+			      json_integer_value(shard) > (json_int_t)s->st->cfg->crl_shards))
+		return problem(c, s, method, url, 400, "malformed request",
+			       "\"shard\" must be 0 (the complete CRL) up to revocation.crl_shards");
+	if (scope.delta && s->st->cfg->delta_crl_period_s == 0)
+		return problem(c, s, method, url, 400, "malformed request", "delta CRLs are not configured");
+	scope.shard = shard ? (unsigned)json_integer_value(shard) : 0;
+	if (crl_publish(ca, s->st->cfg, &scope, 0, &out, &err) != 0)
+		return refused(c, s, method, url, &err);
+	snprintf(detail, sizeof(detail), "{\"crl_number\": %lld, \"shard\": %u, \"delta\": %s, \"entries\": %zu}",
+		 out.number, out.shard, scope.delta ? "true" : "false", out.entries);
+	/* The CRL is out; a lost audit note is logged, not an error. */
+	if (db_audit_note(s->st->store, "crl_publish", ca_name(ca), actor, "api", detail, &err) != 0)
+		log_kv(LOG_ERROR, "api.audit_failed", "req", s->id, "detail", err.detail, NULL);
+	return send_json(c, s, method, url, 200, "application/json",
+			 json_pack("{s:s, s:I, s:I, s:b, s:I}", "ca", ca_name(ca), "crl_number", (json_int_t)out.number,
+				   "shard", (json_int_t)out.shard, "delta", scope.delta,
+				   "entries", (json_int_t)out.entries));
 }
 
 enum MHD_Result srv_http_api(struct MHD_Connection *c, struct req_state *s, const char *method,

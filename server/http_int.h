@@ -18,6 +18,7 @@ struct req_state {
 	size_t len, cap;
 	bool too_large;             /* more came than the limit: body is cut */
 	bool plain;                 /* on the plain-HTTP listener (OCSP and CRLs only) */
+	bool relying_party;         /* an OCSP or CRL request: logged at debug level when answered */
 };
 
 /* A response header; entries with a NULL value are skipped. */
@@ -38,6 +39,13 @@ enum MHD_Result srv_send_text(struct MHD_Connection *c, struct req_state *s, con
  * X509_free) and the anchor that verified it; NULL when none or it does not
  * verify (logged). */
 X509 *srv_peer_identity(struct MHD_Connection *c, struct req_state *s, char anchor[CA_NAME_MAX]);
+
+/* HTTP Basic (RFC 7617) credentials of this request, if any, checked against
+ * cfg's users: on a match who becomes that user; an Authorization header that
+ * is unreadable, names no user or has the wrong password sets *failed.
+ * (server/http.c; also driven by tests/fuzz/fuzz_basic.c) */
+void srv_basic_identity(const struct cfg *cfg, struct MHD_Connection *c, struct ca_requester *who,
+			bool *failed);
 
 /* Routes, each in its own file. */
 enum MHD_Result srv_http_ocsp(struct MHD_Connection *c, struct req_state *s, const char *method,

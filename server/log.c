@@ -36,6 +36,28 @@ int log_set_level_name(const char *name)
 	return 0;
 }
 
+/* A value as a JSON string. Bytes a client sent that are not UTF-8 would
+ * make the whole line fail to encode: they are kept, written as \xHH. */
+static json_t *text_value(const char *v)
+{
+	size_t n = strlen(v), k = 0;
+	json_t *j = json_stringn(v, n); /* NULL when v is not valid UTF-8 */
+	char *buf;
+
+	if (j != NULL || (buf = malloc(4 * n + 1)) == NULL)
+		return j;
+	for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
+		if (*p < 0x80)
+			buf[k++] = (char)*p;
+		else
+			k += (size_t)snprintf(buf + k, 5, "\\x%02x", *p);
+	}
+	buf[k] = '\0';
+	j = json_stringn(buf, k);
+	free(buf);
+	return j;
+}
+
 void log_kv(enum log_level lvl, const char *event, ...)
 {
 	va_list ap;
@@ -61,7 +83,7 @@ void log_kv(enum log_level lvl, const char *event, ...)
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		const char *v = va_arg(ap, const char *);
 		/* Invalid UTF-8 from a client must not drop the line. */
-		json_t *jv = v ? json_stringn_nocheck(v, strlen(v)) : json_null();
+		json_t *jv = v ? text_value(v) : json_null();
 		json_object_set_new(o, k, jv);
 	}
 	va_end(ap);

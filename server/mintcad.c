@@ -12,6 +12,8 @@
 #include "mintca/db.h"
 #include "mintca/log.h"
 #include "http.h"
+#include "mintcad_ocsp_int.h"
+#include "mintcad_crl_int.h"
 #include "srv_int.h"
 
 static void usage(FILE *f)
@@ -46,6 +48,14 @@ struct retired {
 	time_t at;
 };
 
+/* A state with its OCSP responders (freed first: they hold keys of its tokens). */
+static void state_free(struct srv_state *s)
+{
+	if (s != NULL)
+		srv_ocsp_free(s->ocsp);
+	srv_state_free(s);
+}
+
 static void retire(struct retired *r, size_t *n, struct srv_state *old)
 {
 	time_t now = time(NULL);
@@ -53,7 +63,7 @@ static void retire(struct retired *r, size_t *n, struct srv_state *old)
 
 	for (size_t i = 0; i < *n; i++) {
 		if (now - r[i].at > RETIRE_GRACE_S || *n >= MAX_RETIRED)
-			srv_state_free(r[i].st);
+			state_free(r[i].st);
 		else
 			r[k++] = r[i];
 	}
@@ -104,6 +114,8 @@ int main(int argc, char **argv)
 	struct retired retired[MAX_RETIRED];
 	size_t n_retired = 0;
 	srv_http *http = NULL;
+	srv_ocsp_svc *osvc = NULL;
+	struct srv_crl *crl = NULL;
 	sigset_t sigs;
 	int o, sig, rc = 1;
 	char port[8];
@@ -153,6 +165,9 @@ int main(int argc, char **argv)
 		log_kv(LOG_WARN, "ca.unsafe", "why", "CA keys are in files: development only, never production", NULL);
 	if (srv_ensure_tls(state->cfg, srv_cas_at(state->cas, 0), &err) != 0 ||
 	    (state->trust = srv_trust_new(state->cfg, state->cas, &err)) == NULL ||
+	    (osvc = srv_ocsp_svc_start(st, &err)) == NULL ||
+	    (state->ocsp = srv_ocsp_new(state, osvc, &err)) == NULL ||
+	    (state->crl = crl = srv_crl_start(st, state, &err)) == NULL ||
 	    (http = srv_http_start(state, &err)) == NULL) {
 		rc = fatal("server.start_failed", &err);
 		goto out;
@@ -162,13 +177,21 @@ int main(int argc, char **argv)
 	       "signer", state->cfg->signer == CFG_SIGNER_PKCS11 ? "pkcs11" : "file", NULL);
 	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
 		struct ca_err rerr = { 0 };
-		struct srv_state *next = load_state(path, st, state->cfg, &rerr);
+		struct srv_state *next = load_state(path, st, state->cfg, &rerr), *old;
+		if (next != NULL && (next->ocsp = srv_ocsp_new(next, osvc, &rerr)) == NULL) {
+			state_free(next);
+			next = NULL;
+		}
 		if (next == NULL) {
 			log_kv(LOG_ERROR, "config.reload_refused", "detail", rerr.detail,
 			       "why", "the running configuration stays", NULL);
 			continue;
 		}
-		retire(retired, &n_retired, srv_http_swap(http, next));
+		next->crl = crl;
+		old = srv_http_swap(http, next);
+		srv_crl_set_state(crl, next);
+		srv_ocsp_quiesce(old->ocsp);
+		retire(retired, &n_retired, old);
 		state = next;
 		log_kv(LOG_INFO, "config.reloaded", "path", path, NULL);
 	}
@@ -176,9 +199,11 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	srv_http_stop(http);
+	srv_crl_stop(crl);
 	for (size_t i = 0; i < n_retired; i++)
-		srv_state_free(retired[i].st);
-	srv_state_free(state);
+		state_free(retired[i].st);
+	state_free(state);
+	srv_ocsp_svc_stop(osvc);
 	db_store_close(st);
 	cfg_free(c);
 	if (rc == 0)

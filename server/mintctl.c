@@ -29,7 +29,10 @@ static void usage(FILE *f)
 		"  ca import  record an existing CA certificate whose key is on a token\n"
 		"  policy explain  show the policy decision for a CSR, rule by rule, issuing nothing\n"
 		"  profile size    print the certificate a profile yields and its size in bytes\n"
-		"  revoke     revoke certificates by serial, file of serials or query; release a hold\n");
+		"  crl publish     publish CRLs now (every CA, or --ca NAME)\n"
+		"  crl show        the latest stored CRL of a CA: number, dates, size; --out writes it\n"
+		"  revoke     revoke certificates by serial, file of serials or query; release a hold\n"
+		"  certs reserved  list serials reserved but never issued (e.g. cut off by a crash)\n");
 }
 
 static int cmd_passwd(int argc, char **argv)
@@ -263,6 +266,10 @@ static int cmd_ca_show(int argc, char **argv)
 	return 0;
 }
 
+int ctl_certs(int argc, char **argv);
+
+int ctl_crl(int argc, char **argv); /* server/mintctl_crl.c */
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -288,6 +295,10 @@ int main(int argc, char **argv)
 		return ctl_policy_explain(argc - 2, argv + 2);
 	if (strcmp(argv[1], "profile") == 0 && argc > 2 && strcmp(argv[2], "size") == 0)
 		return ctl_profile_size(argc - 2, argv + 2);
+	if (strcmp(argv[1], "crl") == 0)
+		return ctl_crl(argc - 1, argv + 1);
+	if (strcmp(argv[1], "certs") == 0)
+		return ctl_certs(argc - 1, argv + 1); /* server/mintctl_certs.c */
 	fprintf(stderr, "mintctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -1,8 +1,10 @@
 /* Secrets: wiped on free, read from 0600 files, passwords stored as PBKDF2. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -136,5 +138,91 @@ int sec_check_password(const char *hash, const char *password, size_t pwlen)
 		return -1;
 	ok = CRYPTO_memcmp(want, got, DK_LEN) == 0;
 	OPENSSL_cleanse(got, sizeof(got));
+	return ok;
+}
+
+/* --- verified credentials ------------------------------------------------ */
+
+#define VERIFIED_SLOTS 256
+
+struct verified {
+	pthread_mutex_t mu;
+	unsigned char mac[32];
+	time_t until;             /* 0: empty */
+};
+
+static struct verified verified[VERIFIED_SLOTS];
+static unsigned char verified_key[32];
+static pthread_once_t verified_once = PTHREAD_ONCE_INIT;
+static int verified_ready;
+
+static void verified_init(void)
+{
+	for (size_t i = 0; i < VERIFIED_SLOTS; i++)
+		pthread_mutex_init(&verified[i].mu, NULL);
+	verified_ready = RAND_bytes(verified_key, sizeof(verified_key)) == 1;
+}
+
+/* HMAC over user, hash and password, each length-prefixed. 0 or -1. */
+static int verified_mac(const char *user, const char *hash, const char *pw, size_t pwlen,
+			unsigned char mac[32])
+{
+	const void *parts[3] = { user, hash, pw };
+	size_t lens[3] = { strlen(user), strlen(hash), pwlen }, total = 24, off = 0, n = 0;
+	unsigned char *buf;
+	int rc;
+
+	for (int i = 0; i < 3; i++)
+		total += lens[i];
+	if ((buf = malloc(total)) == NULL)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		for (int k = 0; k < 8; k++)
+			buf[off++] = (unsigned char)(lens[i] >> (8 * (7 - k)));
+		memcpy(buf + off, parts[i], lens[i]);
+		off += lens[i];
+	}
+	rc = EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, verified_key, sizeof(verified_key), buf, total,
+		       mac, 32, &n) != NULL && n == 32 ? 0 : -1;
+	OPENSSL_cleanse(buf, total);
+	free(buf);
+	return rc;
+}
+
+static size_t verified_slot(const char *user)
+{
+	size_t h = 5381;
+
+	for (const unsigned char *p = (const unsigned char *)user; *p != '\0'; p++)
+		h = h * 33 + *p;
+	return h % VERIFIED_SLOTS;
+}
+
+int sec_check_password_cached(const char *user, const char *hash, const char *password, size_t pwlen)
+{
+	unsigned char mac[32];
+	struct verified *v;
+	time_t now = time(NULL);
+	int hit, ok;
+
+	pthread_once(&verified_once, verified_init);
+	if (!verified_ready || verified_mac(user, hash, password, pwlen, mac) != 0)
+		return sec_check_password(hash, password, pwlen);
+	v = &verified[verified_slot(user)];
+	pthread_mutex_lock(&v->mu);
+	hit = v->until > now && CRYPTO_memcmp(v->mac, mac, sizeof(mac)) == 0;
+	pthread_mutex_unlock(&v->mu);
+	if (hit) {
+		OPENSSL_cleanse(mac, sizeof(mac));
+		return 1;
+	}
+	ok = sec_check_password(hash, password, pwlen);
+	if (ok == 1) {
+		pthread_mutex_lock(&v->mu);
+		memcpy(v->mac, mac, sizeof(mac));
+		v->until = now + SEC_VERIFIED_TTL_S;
+		pthread_mutex_unlock(&v->mu);
+	}
+	OPENSSL_cleanse(mac, sizeof(mac));
 	return ok;
 }

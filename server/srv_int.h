@@ -19,6 +19,8 @@ srv_cas *srv_cas_wrap(ca_ctx *ca);
 size_t srv_cas_count(const srv_cas *cas);
 ca_ctx *srv_cas_at(const srv_cas *cas, size_t i);   /* 0 is the default CA */
 ca_ctx *srv_cas_find(const srv_cas *cas, const char *name);
+/* The PKCS#11 token CA i was opened from (borrowed), NULL for a file key. */
+sig_p11 *srv_cas_p11(const srv_cas *cas, size_t i);
 /* Where an EST label leads (RFC 7030 §3.2.2): a profile name gives its CA and
  * itself; a CA name gives that CA and its first profile (NULL when it has
  * none); no label gives the default profile. 0, or -1 when it leads nowhere. */

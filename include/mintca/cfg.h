@@ -36,6 +36,7 @@ struct cfg {
 	unsigned port;
 	unsigned threads;
 	unsigned max_connections;
+	unsigned max_connections_per_ip; /* 0: no limit */
 	unsigned connection_timeout_s;
 	size_t max_body_bytes;
 	char *public_name;  /* DNS name in the server's own TLS certificate */

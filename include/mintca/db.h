@@ -148,9 +148,147 @@ void db_serials_free(char **serials, size_t n);
 int db_audit_note(db_store *st, const char *action, const char *ca, const char *actor,
 		  const char *protocol, const char *detail_json, struct ca_err *err);
 
-
 /* --- CRLs (db/crl.c) ---------------------------------------------------- */
 
+/* One row read for a CRL. Valid during the callback only. */
+struct db_crl_entry {
+	const char *serial_hex;   /* lower-case hex, NUL-terminated */
+	time_t revoked_at;        /* a released hold (reason 8): when it was released */
+	int reason;               /* RFC 5280 §5.3.1; 8 removeFromCRL: a released hold */
+	time_t invalidity_date;   /* 0: none */
+	time_t not_after;         /* the certificate's; 0: unknown */
+};
+
+/* What db_crl_publish() decided once it holds the CA's CRL counter. */
+struct db_crl_plan {
+	long long number;         /* this CRL's number (the counter, incremented) */
+	long long base_number;    /* delta: the latest complete CRL of the scope */
+	time_t base_this_update;
+};
+
+/* The signed CRL to store, filled by the finish callback; der is the
+ * callback's (it stays valid until db_crl_publish returns). */
+struct db_crl_out {
+	const unsigned char *der;
+	size_t der_len;
+	time_t this_update, next_update;
+	size_t entries;
+};
+
+/* Who turns rows into a CRL: entry() for each row as it streams in, then
+ * finish() once. Each returns 0, or -1 with err set (the transaction is
+ * rolled back). */
+struct db_crl_sink {
+	int (*entry)(void *arg, const struct db_crl_entry *e, struct ca_err *err);
+	int (*finish)(void *arg, const struct db_crl_plan *plan, struct db_crl_out *out,
+		      struct ca_err *err);
+	void *arg;
+};
+
+struct db_crl_job {
+	const char *ca;
+	unsigned shard;           /* 0: every revocation of the CA; k: those with crl_shard = k */
+	int delta;                /* revocations since the base, and released holds */
+	time_t now;               /* the due check and the retention are measured from it */
+	unsigned min_age_s;       /* 0: always; else only if this scope has no CRL or its
+				   * latest this_update <= now - min_age_s */
+	time_t expired_before;    /* leave out rows whose not_after is before this */
+	unsigned delta_margin_s;  /* delta: rows since the base's this_update minus this */
+};
+
+struct db_crl_times {
+	double lock_s, read_s, finish_s, store_s;  /* CLOCK_MONOTONIC seconds */
+};
+
+/* Publish one CRL in one transaction on this thread's session: take the
+ * CA's next CRL number (UPDATE cas ... RETURNING: the row lock orders every
+ * process publishing for this CA until the commit), check min_age_s (and,
+ * for a delta, find the base), stream the rows to sink->entry (COPY ... TO
+ * STDOUT, binary), call sink->finish, insert the CRL (compressed with lz4
+ * when the server has it: SET LOCAL default_toast_compression), delete
+ * this scope's CRLs whose next_update is before job->now, commit. Returns 0 stored (plan
+ * filled); 1 not due; 2 delta with no complete CRL yet (both: nothing
+ * changed); -1 error, nothing stored (CA_E_NOT_FOUND: no such CA in the
+ * store). times may be NULL. */
+int db_crl_publish(db_store *st, const struct db_crl_job *job, const struct db_crl_sink *sink,
+		   struct db_crl_plan *plan, struct db_crl_times *times, struct ca_err *err)
+	__attribute__((warn_unused_result));
+
+struct db_crl_meta {
+	long long number, delta_of;   /* delta_of 0: a complete CRL */
+	time_t this_update, next_update;
+	long long entries;
+	size_t der_len;
+};
+
+/* The latest CRL of a scope (shard, delta or not). 0 found, 1 none, -1. */
+int db_crl_latest(db_store *st, const char *ca, unsigned shard, int delta, struct db_crl_meta *m,
+		  struct ca_err *err) __attribute__((warn_unused_result));
+/* The DER of CRL number of ca: 0 (*der malloc'd, caller frees), 1 none, -1. */
+int db_crl_der(db_store *st, const char *ca, long long number, unsigned char **der, size_t *len,
+	       struct ca_err *err) __attribute__((warn_unused_result));
+
 /* --- OCSP (db/ocsp.c) --------------------------------------------------- */
+
+/* The channel revocations are announced on, in the revoking transaction:
+ * payload a serial (lower-case hex) or "*" (everything may have changed). */
+#define DB_OCSP_CHANNEL "mintca_revocation"
+
+struct db_cert_status {
+	char ca[64];              /* the CA holding the serial (CA_NAME_MAX) */
+	int issued;               /* 0: only reserved, never issued */
+	int revoked;
+	time_t revoked_at;
+	int reason;               /* RFC 5280 §5.3.1 reason code */
+};
+/* The status of one serial (lower-case hex), read only. 0 found (out
+ * filled), 1 no such serial, -1 store unavailable. */
+int db_ocsp_status(db_store *st, const char *serial_hex, struct db_cert_status *out,
+		   struct ca_err *err) __attribute__((warn_unused_result));
+
+/* The delegated OCSP responder of a CA (table ocsp_responders): 0 found
+ * (*der malloc'd, caller frees with free()), 1 none, -1 error. */
+int db_ocsp_responder_get(db_store *st, const char *ca, char *key_label, size_t label_len,
+			  unsigned char **der, size_t *len, time_t *not_after, struct ca_err *err)
+	__attribute__((warn_unused_result));
+/* Record (insert or replace) the responder certificate of a CA. 0 or -1. */
+int db_ocsp_responder_put(db_store *st, const char *ca, const char *key_label,
+			  const unsigned char *der, size_t len, time_t not_after, struct ca_err *err)
+	__attribute__((warn_unused_result));
+
+/* A session of its own that LISTENs on DB_OCSP_CHANNEL (not a thread's
+ * pooled one). Caller closes with db_listen_close(). NULL on error. */
+typedef struct db_listen db_listen;
+db_listen *db_listen_open(db_store *st, struct ca_err *err);
+/* Wait up to timeout_ms for notifications and call fn(arg, payload) for
+ * each one (payloads longer than 64 bytes are passed as "*"). 0 (a timeout
+ * or notifications handled), or -1: the session is lost (err set); close it
+ * and open another, the notifications meanwhile are lost. */
+int db_listen_wait(db_listen *l, int timeout_ms, void (*fn)(void *arg, const char *payload),
+		   void *arg, struct ca_err *err) __attribute__((warn_unused_result));
+/* One round trip, to find a silently dead session. 0 or -1 (lost). */
+int db_listen_ping(db_listen *l, struct ca_err *err) __attribute__((warn_unused_result));
+void db_listen_close(db_listen *l);
+
+/* --- Listing (db/certs_list.c) ------------------------------------------ */
+
+/* A serial reserved and never issued: signing or its commit did not happen
+ * (a crash, the store or HSM failing in between). Never counted as issued. */
+struct db_reserved {
+	char *serial_hex;
+	char *ca;
+	char *site;
+	time_t reserved_at;       /* on the database clock */
+};
+#define DB_RESERVED_MAX 1000000
+#define DB_RESERVED_AGE_MAX (100ULL * 366 * 86400)
+/* Reserved rows at least older_than_s seconds old (database clock), oldest
+ * first, at most max (1..DB_RESERVED_MAX); *more is set when there are more.
+ * *rows is malloc'd (caller frees with db_reserved_free(*rows, *n)). 0 or
+ * -1 with err set. */
+int db_certs_reserved(db_store *st, unsigned long long older_than_s, size_t max,
+		      struct db_reserved **rows, size_t *n, int *more, struct ca_err *err)
+	__attribute__((warn_unused_result));
+void db_reserved_free(struct db_reserved *rows, size_t n);
 
 #endif

@@ -25,6 +25,14 @@ char *sec_hash_password(const char *password, unsigned iterations);
 /* 1 if password matches hash (constant-time compare), 0 if not, -1 if the
  * hash string is malformed. */
 int sec_check_password(const char *hash, const char *password, size_t pwlen);
+/* Like sec_check_password, for a request path: PBKDF2 is slow on purpose
+ * (tens of ms), so a match is remembered for SEC_VERIFIED_TTL_S seconds as
+ * an HMAC under a key drawn at process start (never the password itself),
+ * keyed by user, hash string and password; a later request with the same
+ * three costs one HMAC. A changed hash (reload) or password misses. Only
+ * matches are remembered: a wrong password always pays the full PBKDF2. */
+#define SEC_VERIFIED_TTL_S 300
+int sec_check_password_cached(const char *user, const char *hash, const char *password, size_t pwlen);
 /* 0 if the hash string has the right form, -1 if not. */
 int sec_hash_valid(const char *hash);
 

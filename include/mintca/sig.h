@@ -17,10 +17,17 @@ struct sig_ops {
 	const char *name;
 	/* Sign x (a certificate whose TBS is complete) in place. 0 or -1. */
 	int (*sign_x509)(sig_key *k, X509 *x, struct ca_err *err);
+	/* Run fn(private key, arg) while the key cannot be re-opened under it;
+	 * optional (NULL: fn(privkey(k), arg)). 0 or -1. */
+	int (*with_privkey)(sig_key *k, int (*fn)(EVP_PKEY *pk, void *arg), void *arg,
+			    struct ca_err *err);
 	/* Public key, borrowed: valid until close. */
 	EVP_PKEY *(*pubkey)(sig_key *k);
 	/* Private key handle usable with OpenSSL sign calls (X509_sign,
-	 * X509_CRL_sign, OCSP_basic_sign); borrowed. */
+	 * X509_CRL_sign, OCSP_basic_sign); borrowed. For a PKCS#11 key it is
+	 * valid only until the signer re-opens a lost session (libp11 frees
+	 * what it points to), and calls made with it get neither that re-open
+	 * nor the signing deadline: use sig_sign_x509() or sig_with_privkey(). */
 	EVP_PKEY *(*privkey)(sig_key *k);
 	void (*close)(sig_key *k);
 };
@@ -52,8 +59,20 @@ sig_key *sig_file_key(const char *pem_path, struct ca_err *err);
 /* A software key held in memory (tests, benchmarks). Takes ownership of pk. */
 sig_key *sig_mem_key(EVP_PKEY *pk);
 
+/* Sign a certificate whose TBS is complete, in place. With a PKCS#11 key:
+ * on a signer thread, waiting at most a deadline (then CA_E_SIGNER, with
+ * retry_after set), with one re-open of the token and one retry when its
+ * session was lost. x is referenced until the token is done with it: after
+ * a failure, do not use x again (a late signature may still be written).
+ * 0 or -1. */
 int sig_sign_x509(sig_key *k, X509 *x, struct ca_err *err)
 	__attribute__((warn_unused_result));
+/* Any other signature (CRL, OCSP): fn(pk, arg) returns > 0 on success, as
+ * OpenSSL does; pk is valid only during the call. With a PKCS#11 key it
+ * runs on the calling thread with no deadline (not for request paths that
+ * must answer), with the same re-open and one retry. 0 or -1. */
+int sig_with_privkey(sig_key *k, int (*fn)(EVP_PKEY *pk, void *arg), void *arg,
+		     struct ca_err *err) __attribute__((warn_unused_result));
 EVP_PKEY *sig_pubkey(sig_key *k);   /* borrowed */
 EVP_PKEY *sig_privkey(sig_key *k);  /* borrowed */
 const char *sig_backend(sig_key *k); /* "pkcs11", "file" or "memory" */

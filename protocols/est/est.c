@@ -272,6 +272,14 @@ static void enroll(ca_ctx *ca, const struct ca_profile *p, const struct est_requ
 		set_text(r, 413, "request body larger than the server accepts");
 		return;
 	}
+	/* Nobody anonymous gets the CSR parsed and its signature checked. */
+	if (req->who->kind == CA_AUTH_NONE) {
+		set_text(r, 401, "RFC 7030 §3.2.3: profile '%s' requires authentication "
+			 "(HTTP Basic or a client certificate)", p->name);
+		r->ask_basic_auth = true;
+		log_kv(LOG_INFO, "est.unauthenticated", "req", req->reqid, "op", req->op, NULL);
+		return;
+	}
 	if (!content_type_is(req->content_type, "application/pkcs10")) {
 		set_text(r, 415, "RFC 7030 §4.2.1: Content-Type must be application/pkcs10");
 		return;
@@ -335,7 +343,8 @@ void est_handle(ca_ctx *ca, const char *profile, const struct est_request *req,
 		else
 			csrattrs(r, p);
 	} else if (strcmp(req->op, "serverkeygen") == 0 || strcmp(req->op, "fullcmc") == 0) {
-		set_text(r, 501, "RFC 7030: %s is optional and not offered by this server", req->op);
+		/* A client asking for it is no fault of the server: 404, not 501. */
+		set_text(r, 404, "RFC 7030: %s is optional and not offered by this server", req->op);
 	} else {
 		set_text(r, 404, "RFC 7030 §3.2.2: unknown EST operation '%s'", req->op);
 	}

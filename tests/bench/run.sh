@@ -5,7 +5,11 @@
 #     then from BENCH_THREADS threads (default 8) with and without the
 #     PostgreSQL store, on a throwaway cluster (deploy/embedded.sh setup in a
 #     temporary folder, destroyed on exit);
-#  3. bench_issue with the CA key on a throwaway SoftHSM token.
+#  3. bench_issue with the CA key on a throwaway SoftHSM token;
+#  4. tests/bench/ocsp.sh: OCSP responses/s with 1,000,000 certificates
+#     against `openssl ocsp` and nginx; 5. tests/bench/est_load.sh: EST
+#     enrollments/s against nginx over HTTPS, then a soak (each sets up and
+#     removes its own server; their BENCH_* settings are in their headers).
 # Binaries come from ${MINTCA_BUILD:-build}; nothing is built here.
 # BENCH_N sets the certificates per figure (default 2000).
 set -eu
@@ -81,3 +85,12 @@ echo "== bench_issue: CA key in memory (N=$N; the store figure with $THREADS thr
 
 echo "== bench_issue: CA key on the SoftHSM token (N=$N)"
 "$BENCH" --p11 "$MODULE" bench "$tmp/pin" bench-issuing -n "$N"
+
+echo "== bench_crl: CRL publish for 100,000 and 1,000,000 revoked certificates (CA key on the SoftHSM token)"
+"$BUILD/bench_crl" --dsn "$DSN" --p11 "$MODULE" bench "$tmp/pin" bench-issuing
+
+# The load benchmarks (loadgen): both run, whichever fails.
+rc=0
+sh "$REPO/tests/bench/ocsp.sh" || rc=1
+sh "$REPO/tests/bench/est_load.sh" || rc=1
+exit $rc

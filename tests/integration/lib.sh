@@ -324,3 +324,35 @@ it_cleanup() {
 	sh "$REPO/deploy/embedded.sh" destroy "$DIR" >/dev/null 2>&1 || :
 	rm -rf "$DIR"
 }
+
+# no_secret_in NAME VALUE FILE|DIR...: VALUE (a password or PIN) is in none of
+# the files (folders searched whole), as run.sh checks its own logs.
+no_secret_in() {
+	ns_name=$1 ns_value=$2
+	shift 2
+	[ -n "$ns_value" ] || { echo "the $ns_name is empty: nothing to look for"; return 1; }
+	if grep -rlF -- "$ns_value" "$@"; then
+		echo "the $ns_name appears in the files above"
+		return 1
+	fi
+	return 0
+}
+
+# it_embedded_setup: deploy/embedded.sh's set-up in DIR (PostgreSQL, SoftHSM
+# token, secrets) and its config as $DIR/test.json, except that the password
+# of user factory is hashed with the fewest PBKDF2 iterations mintctl allows
+# (10,000): mintcad checks it on every request, and at the default 50,000
+# (about 25 ms of CPU here) the hashing alone caps a load test at about 40
+# enrollments per second and core. Sets PASSWORD; sources $DIR/env.
+it_embedded_setup() {
+	MINTCTL=$B/mintctl MINTCA_PORT=$PORT sh "$REPO/deploy/embedded.sh" setup "$DIR" >"$W/setup.log" 2>&1 ||
+		setup_fail "deploy/embedded.sh setup: $(tail -n 5 "$W/setup.log")"
+	. "$DIR/env"
+	PASSWORD=$(cat "$DIR/secrets/est-factory.password")
+	[ -n "$PASSWORD" ] || setup_fail "no EST password in $DIR/secrets"
+	ies_hash=$("$B/mintctl" passwd --iterations 10000 <"$DIR/secrets/est-factory.password")
+	case $ies_hash in pbkdf2-sha256\$10000\$*) ;; *) setup_fail "mintctl passwd printed no hash" ;; esac
+	sed -e "s|\"password_hash\": *\"[^\"]*\"|\"password_hash\": \"$ies_hash\"|" \
+		"$DIR/mintcad.json" >"$DIR/test.json" &&
+		grep -qF "$ies_hash" "$DIR/test.json" || setup_fail "cannot write $DIR/test.json"
+}

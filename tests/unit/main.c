@@ -15,7 +15,9 @@ int main(void)
 	srunner_add_suite(sr, secret_suite());
 	srunner_add_suite(sr, cfg_suite());
 	srunner_add_suite(sr, policy_suite());
+	srunner_add_suite(sr, ocsp_suite());
 	srunner_add_suite(sr, revoke_suite());
+	srunner_add_suite(sr, crl_suite());
 	/* CK_NORMAL prints the summary line and every failure. */
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -11,6 +11,8 @@ Suite *serial_suite(void); /* test_serial.c: ca_serial_new */
 Suite *secret_suite(void); /* test_secret.c: password hashes, secret files */
 Suite *cfg_suite(void);    /* test_cfg.c: cfg_load */
 Suite *policy_suite(void); /* test_policy.c: pol_authorize, pol_check, profile rules */
+Suite *ocsp_suite(void);   /* test_ocsp.c: responder certificate, answers, cache */
 Suite *revoke_suite(void); /* test_revoke.c: serial forms, reasons, CRL shards, refusals */
+Suite *crl_suite(void);    /* test_crl.c: CRL building, signing, delta and shard extensions */
 
 #endif

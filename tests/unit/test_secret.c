@@ -120,6 +120,27 @@ START_TEST(password_check_refuses_malformed_hash)
 }
 END_TEST
 
+/* The request-path check remembers matches only, per user, hash and
+ * password: a wrong password, another user or a changed hash never hits. */
+START_TEST(cached_check_remembers_matches_only)
+{
+	char *h1 = sec_hash_password("correct horse", 1000), *h2 = sec_hash_password("correct horse", 1000);
+
+	ck_assert(h1 != NULL && h2 != NULL);
+	ck_assert_int_eq(sec_check_password_cached("alice", h1, "correct horse", 13), 1);
+	ck_assert_int_eq(sec_check_password_cached("alice", h1, "correct horse", 13), 1);
+	ck_assert_int_eq(sec_check_password_cached("alice", h1, "correct horsE", 13), 0);
+	ck_assert_int_eq(sec_check_password_cached("alice", h1, "correct hors", 12), 0);
+	ck_assert_int_eq(sec_check_password_cached("alice", h1, "", 0), 0);
+	/* the same password under a new hash (reload): verified again, still 1 */
+	ck_assert_int_eq(sec_check_password_cached("alice", h2, "correct horse", 13), 1);
+	ck_assert_int_eq(sec_check_password_cached("bob", h1, "correct horse", 13), 1);
+	ck_assert_int_eq(sec_check_password_cached("bob", "pbkdf2-sha256$x", "correct horse", 13), -1);
+	free(h1);
+	free(h2);
+}
+END_TEST
+
 START_TEST(password_hash_iteration_bounds_are_inclusive)
 {
 	/* Same shape as the malformed rows: only the count differs. */
@@ -271,6 +292,7 @@ Suite *secret_suite(void)
 	tcase_add_loop_test(hash, password_check_refuses_malformed_hash, 0,
 			    (int)(sizeof(malformed_rows) / sizeof(malformed_rows[0])));
 	tcase_add_test(hash, password_hash_iteration_bounds_are_inclusive);
+	tcase_add_test(hash, cached_check_remembers_matches_only);
 	suite_add_tcase(s, hash);
 
 	/* Unchecked: made and removed by the parent, so a failing test (whose
