@@ -8,7 +8,8 @@ ifeq ($(FUZZ),1)
 # libFuzzer targets: clang, every object instrumented, ASan + UBSan.
 CC      := clang
 BUILD   := build-fuzz
-SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+            -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 else ifeq ($(SAN),1)
 BUILD   := build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -201,6 +201,8 @@ void srv_basic_identity(const struct cfg *cfg, struct MHD_Connection *c, struct 
 		who->kind = CA_AUTH_BASIC;
 		snprintf(who->id, sizeof(who->id), "%s", user);
 	} else {
+		if (u == NULL && pass != NULL)
+			sec_check_password_unknown_user(pass, strlen(pass));
 		*failed = true;
 	}
 	if (pass != NULL) {

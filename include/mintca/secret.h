@@ -32,6 +32,10 @@ int sec_check_password(const char *hash, const char *password, size_t pwlen);
  * three costs one HMAC. A changed hash (reload) or password misses. Only
  * matches are remembered: a wrong password always pays the full PBKDF2. */
 #define SEC_VERIFIED_TTL_S 300
+/* For a user that does not exist: spend what checking a password costs
+ * (PBKDF2 with the default iterations), so the answer's timing does not
+ * tell which user names exist. */
+void sec_check_password_unknown_user(const char *password, size_t pwlen);
 int sec_check_password_cached(const char *user, const char *hash, const char *password, size_t pwlen);
 /* 0 if the hash string has the right form, -1 if not. */
 int sec_hash_valid(const char *hash);
