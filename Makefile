@@ -32,7 +32,7 @@ CORE_SRC := $(wildcard ca-core/*.c) $(wildcard db/*.c) $(wildcard protocols/*/*.
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 # server/srv_*.c: shared by both programs; http_*.c, mintcad_*.c: the server's; mintctl_*.c: the tool's.
 SRV_SHARED  := server/bootstrap.c server/cas.c $(wildcard server/srv_*.c)
-MINTCAD_SRC := server/mintcad.c server/http.c server/tls_peer.c $(wildcard server/http_*.c) \
+MINTCAD_SRC := server/mintcad.c server/http.c server/workpool.c server/tls_peer.c $(wildcard server/http_*.c) \
                $(wildcard server/mintcad_*.c) $(SRV_SHARED)
 MINTCTL_SRC := server/mintctl.c $(wildcard server/mintctl_*.c) $(SRV_SHARED)
 UNIT_SRC := $(wildcard tests/unit/*.c)

@@ -222,7 +222,7 @@ write_config() {
 	# Via a temporary file: a failed run never leaves half a config behind.
 	cat > "$DIR/mintcad.json.tmp" <<EOF
 {
-  "server": { "listen": "127.0.0.1", "port": $port, "threads": 2, "max_connections": 512,
+  "server": { "listen": "127.0.0.1", "port": $port, "max_connections": 512,
               "connection_timeout_s": 30, "max_body_bytes": 65536, "public_name": "localhost",
               "http_port": $http_port, "public_base_url": "http://localhost:$http_port" },
   "tls": { "cert_file": "$DIR/tls/server.crt", "key_file": "$DIR/tls/server.key" },

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 #include "mintca/cfg.h"
 #include "mintca/log.h"
@@ -33,7 +34,8 @@ struct field {
 static const struct field server_fields[] = {
 	STR("listen", false, "127.0.0.1", listen),
 	NUM("port", 1, 65535, 8443, port),
-	NUM("threads", 1, 256, 2, threads),
+	NUM("threads", 0, 256, 0, threads),
+	NUM("workers", 1, 1024, 16, workers),
 	NUM("max_connections", 1, 100000, 512, max_connections),
 	NUM("max_connections_per_ip", 0, 100000, 0, max_connections_per_ip),
 	NUM("connection_timeout_s", 1, 3600, 30, connection_timeout_s),
@@ -515,6 +517,10 @@ static int cross_check(struct loader *l, struct cfg *c)
 	if (c->crl_next_update_s <= c->crl_period_s)
 		return cfg_fail(l, "revocation.crl_next_update", "crl_next_update",
 				"must be longer than crl_period, so a CRL never expires before the next one");
+	if (c->threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->threads = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+	}
 	if (c->http_port != 0 && c->http_port == c->port)
 		return cfg_fail(l, "server.http_port", "http_port", "must differ from server.port");
 	return 0;

@@ -4,6 +4,7 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct srv_http {
 	struct MHD_Daemon *plain;        /* OCSP and CRLs over plain HTTP, or NULL */
 	struct listener tls_l, plain_l;
 	_Atomic(struct srv_state *) cur; /* swapped whole on reload, never locked */
+	srv_workpool *pool;              /* runs EST and API requests (they wait on HSM and store) */
 	char *cert_pem, *key_pem;
 };
 
@@ -86,6 +88,8 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 	(void)c;
 	(void)toe;
 	if (s != NULL) {
+		if (s->answer != NULL)
+			MHD_destroy_response(s->answer);
 		free(s->body);
 		free(s);
 	}
@@ -134,8 +138,14 @@ enum MHD_Result srv_send(struct MHD_Connection *c, struct req_state *s, const ch
 		if (hdrs[i].name != NULL && hdrs[i].value != NULL)
 			MHD_add_response_header(r, hdrs[i].name, hdrs[i].value);
 	MHD_add_response_header(r, "X-Request-Id", s->id);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
+	if (s->deferred) { /* on a pool thread: queued once the connection is resumed */
+		s->answer = r;
+		s->answer_status = status;
+		ret = MHD_YES;
+	} else {
+		ret = MHD_queue_response(c, status, r);
+		MHD_destroy_response(r);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	snprintf(ms, sizeof(ms), "%.1f", (double)(end.tv_sec - s->start.tv_sec) * 1e3 +
 		 (double)(end.tv_nsec - s->start.tv_nsec) / 1e6);
@@ -275,6 +285,40 @@ static enum MHD_Result handle_est(struct MHD_Connection *c, struct req_state *s,
 	return ret;
 }
 
+static void run_deferred(struct srv_job *j)
+{
+	struct req_state *s = (struct req_state *)((char *)j - offsetof(struct req_state, job));
+	struct MHD_Connection *c = s->conn;
+
+	(void)s->route(c, s, s->method, s->url);
+	s->answered = true; /* with s->answer NULL, the connection is closed */
+	MHD_resume_connection(c);
+}
+
+/* Answer on a pool thread: the HTTP thread goes on with other connections'
+ * handshakes and requests while this one waits on the HSM or the store. */
+static enum MHD_Result defer(struct srv_http *h, struct MHD_Connection *c, struct req_state *s,
+			     const char *method, const char *url,
+			     enum MHD_Result (*route)(struct MHD_Connection *, struct req_state *,
+						      const char *, const char *))
+{
+	static const struct srv_hdr retry = { MHD_HTTP_HEADER_RETRY_AFTER, "1" };
+	static const char busy[] = "server busy: too many requests waiting, retry shortly\n";
+
+	s->conn = c;
+	s->method = method;
+	s->url = url;
+	s->route = route;
+	s->job.run = run_deferred;
+	s->deferred = true;
+	MHD_suspend_connection(c);
+	if (srv_workpool_submit(h->pool, &s->job))
+		return MHD_YES;
+	MHD_resume_connection(c);
+	s->deferred = false;
+	return srv_send(c, s, method, url, 503, "text/plain; charset=utf-8", &retry, 1, busy, strlen(busy));
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const char *url,
 				      const char *method, const char *version, const char *upload_data,
 				      size_t *upload_data_size, void **con_cls)
@@ -304,6 +348,15 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (s->answered) { /* resumed after a pool thread answered */
+		enum MHD_Result ret = MHD_NO;
+		if (s->answer != NULL) {
+			ret = MHD_queue_response(c, s->answer_status, s->answer);
+			MHD_destroy_response(s->answer);
+			s->answer = NULL;
+		}
+		return ret;
+	}
 	if (s->too_large)
 		return srv_send_text(c, s, method, url, 413, "request body larger than the server accepts\n");
 	/* Relying parties fetch OCSP and CRLs over plain HTTP too (RFC 5019 §5,
@@ -326,9 +379,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 	if (s->plain)
 		return srv_send_text(c, s, method, url, 404, "not found (over plain HTTP only /ocsp, /crl/ and /ca/)\n");
 	if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0)
-		return handle_est(c, s, method, url);
+		return defer(h, c, s, method, url, handle_est);
 	if (strncmp(url, "/api/", 5) == 0)
-		return srv_http_api(c, s, method, url);
+		return defer(h, c, s, method, url, srv_http_api);
 	return srv_send_text(c, s, method, url, 404, "not found\n");
 }
 
@@ -369,8 +422,14 @@ srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 		ca_err_set(err, CA_E_CONFIG, "cannot read TLS files %s / %s", c->tls_cert_file, c->tls_key_file);
 		goto fail;
 	}
+	/* One job per connection at most: the queue never needs more room. */
+	if ((h->pool = srv_workpool_start(c->workers, c->max_connections)) == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "cannot start %u worker threads", c->workers);
+		goto fail;
+	}
 	h->d = MHD_start_daemon(
-		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC,
+		MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+			MHD_ALLOW_SUSPEND_RESUME,
 		0, NULL, NULL, access_handler, &h->tls_l,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_HTTPS_MEM_CERT, h->cert_pem,
@@ -416,6 +475,9 @@ void srv_http_stop(srv_http *h)
 {
 	if (h == NULL)
 		return;
+	/* Requests on the pool finish (and resume their connections) before
+	 * the daemon stops: MHD must not be stopped with one suspended. */
+	srv_workpool_stop(h->pool);
 	if (h->plain != NULL)
 		MHD_stop_daemon(h->plain);
 	if (h->d != NULL)

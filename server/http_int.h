@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 #include <openssl/x509.h>
 #include "http.h"
+#include "workpool.h"
 
 struct req_state {
 	const struct srv_state *st; /* one request sees one state */
@@ -19,6 +20,17 @@ struct req_state {
 	bool too_large;             /* more came than the limit: body is cut */
 	bool plain;                 /* on the plain-HTTP listener (OCSP and CRLs only) */
 	bool relying_party;         /* an OCSP or CRL request: logged at debug level when answered */
+	/* A request answered on a pool thread (server/workpool.c) while its
+	 * connection is suspended: srv_send() keeps the answer here, and the
+	 * HTTP thread queues it when the connection is resumed. */
+	struct srv_job job;
+	struct MHD_Connection *conn;
+	const char *method, *url;
+	enum MHD_Result (*route)(struct MHD_Connection *c, struct req_state *s, const char *method,
+				 const char *url);
+	bool deferred, answered;
+	struct MHD_Response *answer;
+	unsigned answer_status;
 };
 
 /* A response header; entries with a NULL value are skipped. */

@@ -34,7 +34,8 @@ struct cfg {
 	/* server */
 	char *listen;
 	unsigned port;
-	unsigned threads;
+	unsigned threads;   /* HTTP threads (TLS, parsing); 0 in the file: one per CPU */
+	unsigned workers;   /* threads answering EST and API requests (they wait on HSM and store) */
 	unsigned max_connections;
 	unsigned max_connections_per_ip; /* 0: no limit */
 	unsigned connection_timeout_s;

@@ -12,9 +12,9 @@
 #      DATA/secrets/est-factory.password, sent from a 0600 header file, never
 #      printed); every answer must be 200 (a certificate issued, signed on the
 #      SoftHSM token, committed to PostgreSQL);
-#   2. nginx (2 workers) over HTTPS with a throwaway self-signed certificate
-#      of the same key type as mintcad's TLS certificate, answering the same
-#      requests with a static file of the size of an enrollment's answer.
+#   2. nginx (2 workers) over HTTPS with mintcad's own certificate chain and
+#      key, asking for a client certificate as mintcad does, answering the
+#      same requests with a static file of the size of an enrollment's answer.
 # Prints enrollments/s next to nginx's requests/s, p50/p99, and the ratio
 # (goal >= 50%). Then a soak: BENCH_SOAK_SECONDS (600) of enrollments at half
 # the measured rate, mintcad's RSS sampled every 10 s (more often for soaks
@@ -74,22 +74,23 @@ st=$(curl -sS --max-time 30 --cacert "$DIR/tls/server.crt" --resolve "localhost:
 [ "$st" = 200 ] || die "a probe enrollment answered HTTP $st: $(cat "$W/probe.err" "$W/probe.b64" 2>/dev/null | head -n 3)"
 openssl base64 -d -in "$W/probe.b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
 	grep -q 'BEGIN CERTIFICATE' || die "the probe enrollment did not return a certificate"
+st=$(curl -sS --max-time 30 --cacert "$DIR/tls/server.crt" --resolve "localhost:$PORT:127.0.0.1" \
+	-o "$W/cacerts.b64" -w '%{http_code}' "https://localhost:$PORT/.well-known/est/cacerts" 2>"$W/probe.err") ||
+	st=000
+[ "$st" = 200 ] || die "GET cacerts answered HTTP $st: $(cat "$W/probe.err" 2>/dev/null | head -n 3)"
 
-# nginx: a certificate of the key type mintcad's own has.
-curve=$(openssl x509 -in "$DIR/tls/server.crt" -noout -text | sed -n 's/^ *ASN1 OID: *//p' | head -n 1)
-if [ -n "$curve" ]; then
-	keyspec="-newkey ec -pkeyopt ec_paramgen_curve:$curve"
-	keydesc="EC $curve"
-else
-	bits=$(openssl x509 -in "$DIR/tls/server.crt" -noout -text | sed -n 's/.*Public-Key: (\([0-9]*\) bit).*/\1/p' | head -n 1)
-	keyspec="-newkey rsa:${bits:-2048}"
-	keydesc="RSA ${bits:-2048}"
-fi
-# shellcheck disable=SC2086
-openssl req -x509 -new $keyspec -nodes -keyout "$W/nginx.key" -out "$W/nginx.crt" -days 2 \
-	-subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null || die "cannot make nginx's certificate"
-nginx_start "$NPORT" https "$W/probe.b64" application/pkcs7-mime "$W/nginx.crt" "$W/nginx.key"
-echo "  TLS keys: mintcad's and nginx's $keydesc; nginx answers with a file of $(wc -c <"$W/probe.b64") bytes (an enrollment's answer)"
+# nginx does the same TLS work as mintcad: the same certificate chain and
+# key (mintcad's own files), and it asks for a client certificate naming the
+# same CAs (mintcad asks for one because EST accepts them, RFC 7030 §3.3.2).
+# What is left between the two is the enrollment itself.
+openssl base64 -d -in "$W/cacerts.b64" 2>/dev/null | openssl pkcs7 -inform DER -print_certs 2>/dev/null \
+	>"$W/client-cas.pem"
+grep -q 'BEGIN CERTIFICATE' "$W/client-cas.pem" || die "cannot read the EST CA certificates for nginx"
+keydesc=$(openssl x509 -in "$DIR/tls/server.crt" -noout -text | sed -n 's/^ *Public Key Algorithm: *//p' | head -n 1)
+chain=$(grep -c 'BEGIN CERTIFICATE' "$DIR/tls/server.crt")
+NGINX_CLIENT_CAS=$W/client-cas.pem nginx_start "$NPORT" https "$W/probe.b64" application/pkcs7-mime \
+	"$DIR/tls/server.crt" "$DIR/tls/server.key"
+echo "  TLS: mintcad and nginx serve the same chain ($chain certificates, $keydesc) and both ask for a client certificate; nginx answers with a file of $(wc -c <"$W/probe.b64") bytes (an enrollment's answer)"
 
 lg() { # lg NAME PORT ARGS...
 	lg_name=$1 lg_port=$2

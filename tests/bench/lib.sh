@@ -134,6 +134,8 @@ rss_kb() {
 # answering every request, GET or POST, on 127.0.0.1:PORT with BODY_FILE.
 # MODE: http or https (then CERT and KEY, PEM). Keep-alive as the client asks;
 # TLS sessions are neither cached nor ticketed (each connection a full handshake).
+# With NGINX_CLIENT_CAS (a PEM file) set, it asks for an optional client
+# certificate from those CAs.
 nginx_start() {
 	NGX=$(mktemp -d "${TMPDIR:-/tmp}/mintca-nginx.XXXXXX") || die "mktemp failed"
 	# The workers (nobody, when started as root) read the file: 0755 folder.
@@ -150,6 +152,10 @@ nginx_start() {
 		ng_listen="listen 127.0.0.1:$1 ssl;"
 		ng_tls="ssl_certificate $NGX/cert.pem; ssl_certificate_key $NGX/key.pem;
 		ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;"
+		if [ -n "${NGINX_CLIENT_CAS:-}" ]; then
+			cp "$NGINX_CLIENT_CAS" "$NGX/client-cas.pem"
+			ng_tls="$ng_tls ssl_client_certificate $NGX/client-cas.pem; ssl_verify_client optional;"
+		fi
 	fi
 	cat >"$NGX/nginx.conf" <<EOF
 $ng_user

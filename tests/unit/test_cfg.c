@@ -165,7 +165,8 @@ static const struct bad_cfg {
 	{ "port 0", 4, "    \"port\": 0,", 4, "server.port" },
 	{ "port 70000", 4, "    \"port\": 70000,", 4, "server.port" },
 	{ "port as a string", 4, "    \"port\": \"8443\",", 4, "server.port" },
-	{ "threads 0", 5, "    \"threads\": 0", 5, "server.threads" },
+	{ "threads 257", 5, "    \"threads\": 257", 5, "server.threads" },
+	{ "workers 0", 5, "    \"threads\": 2, \"workers\": 0", 5, "server.workers" },
 	{ "max_body_bytes below 1 KiB", 5, "    \"threads\": 2, \"max_body_bytes\": 100", 5,
 	  "server.max_body_bytes" },
 	/* A missing key has no line of its own: the object that lacks it. */
