@@ -35,7 +35,18 @@ struct ca_ctx {
 	void *clock_arg;
 	ca_rand_fn rand;
 	void *rand_arg;
+	struct ca_serial_pool *serials; /* reserved ahead (ca-core/serial_pool.c) */
 };
+
+/* ca-core/serial_pool.c. With a store: a serial of nbytes (9-20) octets whose
+ * 'reserved' row is committed, for one certificate. 0 or -1. */
+int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41], struct ca_err *err);
+/* A taken serial that nothing was signed with: back to the pool (takes
+ * serial). */
+void ca_serial_unused(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER *serial, const char hex[41]);
+struct ca_serial_pool *ca_serial_pool_new(void);
+/* Deletes the unused reservations from the store, frees the pool. */
+void ca_serial_pool_free(ca_ctx *ctx);
 
 /* A crlDistributionPoints extension with one fullName URI per URL, or NULL
  * (out of memory). Caller frees with X509_EXTENSION_free. */

@@ -36,7 +36,8 @@ ca_ctx *ca_ctx_new(const char *name, sig_key *issuing_key, X509 *issuing_cert,
 		ca_err_set(err, CA_E_CONFIG, "CA '%s': unreadable notAfter", name);
 		return NULL;
 	}
-	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL || (ctx->serials = ca_serial_pool_new()) == NULL) {
+		free(ctx);
 		ca_err_set(err, CA_E_INTERNAL, "out of memory");
 		return NULL;
 	}
@@ -55,6 +56,7 @@ void ca_ctx_free(ca_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
+	ca_serial_pool_free(ctx);
 	for (size_t i = 0; i < ctx->n_profiles; i++)
 		ca_profile_free_lists(&ctx->profiles[i]);
 	free(ctx->profiles);

@@ -2,8 +2,10 @@
  *   1. profile        2. who may ask        3. CSR (decode, proof of possession, key)
  *   4. names          5. build TBS          6. lint
  *   7. reserve serial 8. sign               9. commit, then return
- * Nothing is signed before the store knows the serial, and nothing is
- * returned before the store holds the certificate. */
+ * Nothing is signed before the store knows the serial (it is reserved ahead,
+ * with step 5), and nothing is returned before the store holds the
+ * certificate. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,6 @@
 #include "mintca/log.h"
 #include "ca_int.h"
 
-#define SERIAL_TRIES 4
 
 /* Copy the CSR's SubjectPublicKeyInfo as it is: re-encoding through an
  * EVP_PKEY costs several signatures' worth of provider round trips. */
@@ -250,7 +251,9 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 	struct pol_decision d = { 0 };
 	ASN1_INTEGER *serial = NULL;
 	X509 *x = NULL;
-	int rc = -1, tries, len;
+	size_t nbytes = 16;
+	bool reserved = false;
+	int rc = -1, len;
 
 	memset(res, 0, sizeof(*res));
 	/* 1. profile */
@@ -270,34 +273,19 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 	/* 4b. rate limits */
 	if (take_rate(ctx, p, &d, req->who, err) != 0)
 		goto out;
-	for (tries = 0;; tries++) {
-		int r;
-		/* 5. build the TBS around a fresh serial */
-		if (ca_serial_new_len(ctx, p->serial_bytes ? p->serial_bytes : 16, &serial, res->serial_hex, err) != 0 ||
-		    (x = build_tbs(ctx, p, csr, &d, serial, err)) == NULL)
-			goto out;
-		/* 6. lint */
-		if (ca_lint(ctx, x, csr, err) != 0)
-			goto out;
-		/* 7. reserve the serial: the database enforces uniqueness */
-		if (ctx->store == NULL)
-			break;
-		r = db_reserve_serial(ctx->store, ctx->name, res->serial_hex, NULL, err);
-		if (r == 0)
-			break;
-		if (r < 0)
-			goto out;
-		if (tries + 1 >= SERIAL_TRIES) {
-			ca_err_set(err, CA_E_INTERNAL, "no unused serial after %d tries", SERIAL_TRIES);
-			goto out;
-		}
-		log_kv(LOG_WARN, "ca.serial_collision", "ca", ctx->name, "serial", res->serial_hex, NULL);
-		X509_free(x);
-		x = NULL;
-		ASN1_INTEGER_free(serial);
-		serial = NULL;
-	}
-	/* 8. sign */
+	nbytes = p->serial_bytes ? p->serial_bytes : 16;
+	/* 5. a serial; with a store, one whose 'reserved' row is committed
+	 * (step 7, done ahead: ca-core/serial_pool.c). The database enforces
+	 * uniqueness. */
+	if ((ctx->store != NULL ? ca_serial_take(ctx, nbytes, &serial, res->serial_hex, err)
+				: ca_serial_new_len(ctx, nbytes, &serial, res->serial_hex, err)) != 0)
+		goto out;
+	reserved = ctx->store != NULL;
+	/* 5b. build the TBS around it, 6. lint */
+	if ((x = build_tbs(ctx, p, csr, &d, serial, err)) == NULL || ca_lint(ctx, x, csr, err) != 0)
+		goto out;
+	/* 8. sign: from here on, the serial is never used again, whatever happens */
+	reserved = false;
 	if (sig_sign_x509(ctx->key, x, err) != 0)
 		goto out;
 	if ((len = i2d_X509(x, &res->der)) <= 0) {
@@ -315,7 +303,10 @@ out:
 	if (rc != 0)
 		ca_issue_res_free(res);
 	X509_free(x);
-	ASN1_INTEGER_free(serial);
+	if (reserved) /* refused before signing: nothing was signed with it */
+		ca_serial_unused(ctx, nbytes, serial, res->serial_hex);
+	else
+		ASN1_INTEGER_free(serial);
 	pol_decision_free(&d);
 	X509_REQ_free(csr);
 	return rc;

@@ -53,6 +53,9 @@ enum db_stmt_id {
 	DB_S_OCSP_RESPONDER_PUT,
 	/* listing (db/certs_list.c) */
 	DB_S_CERTS_RESERVED,
+	/* serials reserved ahead (db/serials.c) */
+	DB_S_RESERVE_POOL,
+	DB_S_RELEASE_POOL,
 	DB_S_COUNT_
 };
 _Static_assert(DB_S_COUNT_ <= 64, "db_conn.prepared has 64 bits");

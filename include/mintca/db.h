@@ -38,6 +38,17 @@ int db_reserve_serial(db_store *st, const char *ca, const char *serial_hex,
 		      const char *site, struct ca_err *err)
 	__attribute__((warn_unused_result));
 
+/* Reserve n serials of a CA ahead of use, in one statement committed before
+ * it returns; inserted[i] becomes 1 for each serial now reserved, 0 for one
+ * that already existed. 0 or -1 (then none may be used). */
+int db_reserve_serials(db_store *st, const char *ca, const char *const *serials, size_t n,
+		       const char *site, unsigned char *inserted, struct ca_err *err)
+	__attribute__((warn_unused_result));
+/* Delete reservations that were never used (never signed): rows of that CA
+ * still 'reserved'; any other serial passed is left alone. 0 or -1. */
+int db_release_serials(db_store *st, const char *ca, const char *const *serials, size_t n,
+		       struct ca_err *err);
+
 struct db_cert_row {
 	const char *serial_hex;   /* lower-case hex, no leading zeros beyond one byte */
 	const char *ca;           /* issuing CA name */
