@@ -1,12 +1,14 @@
 /* Serials reserved ahead: with a store, ca_issue() takes a serial that is
  * already a committed 'reserved' row, so the reservation (step 7) costs no
  * database round trip per certificate. A pool per serial length is filled
- * POOL_FILL at a time in one statement. A serial goes back to the pool only
+ * POOL_FILL at a time in one statement, by the taker that finds it low,
+ * while the others go on taking. A serial goes back to the pool only
  * if nothing was signed with it; the ones left when the context is freed
  * are deleted again. After a crash they stay 'reserved', never counted as
  * issued, and `mintctl certs reserved` lists them, like any serial whose
  * certificate was never committed. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/asn1.h>
@@ -15,6 +17,8 @@
 #include "ca_int.h"
 
 #define POOL_FILL 64
+#define POOL_LOW 16    /* below this, the next taker refills while others go on taking */
+#define POOL_CAP (POOL_FILL + POOL_LOW)
 #define FILL_TRIES 4
 #define MIN_OCTETS 9
 #define MAX_OCTETS 20
@@ -24,23 +28,29 @@ struct pool_serial {
 	char hex[41];
 };
 
-struct ca_serial_pool {
-	pthread_mutex_t mu;
-	struct pool_serial free[MAX_OCTETS - MIN_OCTETS + 1][POOL_FILL];
-	size_t n_free[MAX_OCTETS - MIN_OCTETS + 1];
+struct pool_len {
+	struct pool_serial free[POOL_CAP];
+	size_t n;
+	bool filling; /* a thread is reserving more, outside the lock */
 };
 
-/* Draw POOL_FILL serials of nbytes octets and reserve them; the pool of
- * that length (empty) gets the ones the store took. Under p->mu. */
-static int fill(ca_ctx *ctx, struct ca_serial_pool *p, size_t nbytes, struct ca_err *err)
+struct ca_serial_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t filled;
+	struct pool_len len[MAX_OCTETS - MIN_OCTETS + 1];
+};
+
+/* Draw POOL_FILL serials of nbytes octets and reserve them (one statement,
+ * without the pool's lock); drawn[0..*n) are the ones the store took. */
+static int draw(ca_ctx *ctx, size_t nbytes, struct pool_serial drawn[POOL_FILL], size_t *n,
+		struct ca_err *err)
 {
-	struct pool_serial *slot = p->free[nbytes - MIN_OCTETS];
-	struct pool_serial drawn[POOL_FILL] = { 0 };
 	const char *hexes[POOL_FILL];
 	unsigned char taken[POOL_FILL];
-	size_t n = 0;
 	int rc = -1;
 
+	*n = 0;
+	memset(drawn, 0, POOL_FILL * sizeof(*drawn));
 	for (size_t i = 0; i < POOL_FILL; i++) {
 		if (ca_serial_new_len(ctx, nbytes, &drawn[i].serial, drawn[i].hex, err) != 0)
 			goto out;
@@ -49,45 +59,78 @@ static int fill(ca_ctx *ctx, struct ca_serial_pool *p, size_t nbytes, struct ca_
 	if (db_reserve_serials(ctx->store, ctx->name, hexes, POOL_FILL, NULL, taken, err) != 0)
 		goto out;
 	for (size_t i = 0; i < POOL_FILL; i++) {
-		if (!taken[i]) {
+		if (taken[i]) {
+			struct pool_serial t = drawn[*n];
+			drawn[(*n)++] = drawn[i];
+			drawn[i] = t;
+		} else {
 			log_kv(LOG_WARN, "ca.serial_collision", "ca", ctx->name, "serial", drawn[i].hex, NULL);
-			continue;
 		}
-		slot[n++] = drawn[i];
-		drawn[i].serial = NULL;
 	}
-	p->n_free[nbytes - MIN_OCTETS] = n;
 	rc = 0;
 out:
-	for (size_t i = 0; i < POOL_FILL; i++)
+	for (size_t i = *n; i < POOL_FILL; i++)
 		ASN1_INTEGER_free(drawn[i].serial);
+	return rc;
+}
+
+/* Under p->mu, which it releases while the store works. */
+static int refill(ca_ctx *ctx, struct ca_serial_pool *p, struct pool_len *pl, size_t nbytes,
+		  struct ca_err *err)
+{
+	struct pool_serial drawn[POOL_FILL];
+	size_t n;
+	int rc;
+
+	pl->filling = true;
+	pthread_mutex_unlock(&p->mu);
+	rc = draw(ctx, nbytes, drawn, &n, err);
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < n; i++) {
+		if (pl->n < POOL_CAP)
+			pl->free[pl->n++] = drawn[i];
+		else /* given-back serials filled it: this one stays 'reserved' */
+			ASN1_INTEGER_free(drawn[i].serial);
+	}
+	pl->filling = false;
+	pthread_cond_broadcast(&p->filled);
 	return rc;
 }
 
 int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41], struct ca_err *err)
 {
 	struct ca_serial_pool *p = ctx->serials;
-	size_t *n;
-	int rc = -1;
+	struct pool_len *pl;
+	int rc = -1, failed = 0;
 
 	if (nbytes < MIN_OCTETS || nbytes > MAX_OCTETS) {
 		ca_err_set(err, CA_E_INTERNAL, "serial length %zu outside %d-%d octets", nbytes, MIN_OCTETS,
 			   MAX_OCTETS);
 		return -1;
 	}
-	n = &p->n_free[nbytes - MIN_OCTETS];
+	pl = &p->len[nbytes - MIN_OCTETS];
 	pthread_mutex_lock(&p->mu);
-	for (int tries = 0; *n == 0; tries++) {
-		if (tries == FILL_TRIES) {
-			ca_err_set(err, CA_E_INTERNAL, "no unused serial after %d tries", FILL_TRIES);
-			goto out;
+	for (;;) {
+		if (pl->n < POOL_LOW && !pl->filling) {
+			struct ca_err ferr = { 0 };
+			/* A failed refill matters only to a taker with nothing left. */
+			if (refill(ctx, p, pl, nbytes, &ferr) != 0 && pl->n == 0) {
+				*err = ferr;
+				goto out;
+			}
+			if (pl->n == 0 && ++failed == FILL_TRIES) {
+				ca_err_set(err, CA_E_INTERNAL, "no unused serial after %d tries", FILL_TRIES);
+				goto out;
+			}
 		}
-		if (fill(ctx, p, nbytes, err) != 0)
-			goto out;
+		if (pl->n > 0)
+			break;
+		if (pl->filling)
+			pthread_cond_wait(&p->filled, &p->mu);
 	}
-	(*n)--;
-	*out = p->free[nbytes - MIN_OCTETS][*n].serial;
-	memcpy(hex, p->free[nbytes - MIN_OCTETS][*n].hex, 41);
+	pl->n--;
+	*out = pl->free[pl->n].serial;
+	memcpy(hex, pl->free[pl->n].hex, 41);
 	rc = 0;
 out:
 	pthread_mutex_unlock(&p->mu);
@@ -97,13 +140,13 @@ out:
 void ca_serial_unused(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER *serial, const char hex[41])
 {
 	struct ca_serial_pool *p = ctx->serials;
-	size_t *n = &p->n_free[nbytes - MIN_OCTETS];
+	struct pool_len *pl = &p->len[nbytes - MIN_OCTETS];
 
 	pthread_mutex_lock(&p->mu);
-	if (*n < POOL_FILL) {
-		p->free[nbytes - MIN_OCTETS][*n].serial = serial;
-		memcpy(p->free[nbytes - MIN_OCTETS][*n].hex, hex, 41);
-		(*n)++;
+	if (pl->n < POOL_CAP) {
+		pl->free[pl->n].serial = serial;
+		memcpy(pl->free[pl->n].hex, hex, 41);
+		pl->n++;
 		serial = NULL;
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -114,8 +157,10 @@ struct ca_serial_pool *ca_serial_pool_new(void)
 {
 	struct ca_serial_pool *p = calloc(1, sizeof(*p));
 
-	if (p != NULL)
+	if (p != NULL) {
 		pthread_mutex_init(&p->mu, NULL);
+		pthread_cond_init(&p->filled, NULL);
+	}
 	return p;
 }
 
@@ -126,17 +171,19 @@ void ca_serial_pool_free(ca_ctx *ctx)
 	if (p == NULL)
 		return;
 	for (size_t len = 0; len <= MAX_OCTETS - MIN_OCTETS; len++) {
-		const char *hexes[POOL_FILL];
+		struct pool_len *pl = &p->len[len];
+		const char *hexes[POOL_CAP];
 		struct ca_err err = { 0 };
 
-		for (size_t i = 0; i < p->n_free[len]; i++)
-			hexes[i] = p->free[len][i].hex;
-		if (p->n_free[len] > 0 && ctx->store != NULL &&
-		    db_release_serials(ctx->store, ctx->name, hexes, p->n_free[len], &err) != 0)
+		for (size_t i = 0; i < pl->n; i++)
+			hexes[i] = pl->free[i].hex;
+		if (pl->n > 0 && ctx->store != NULL &&
+		    db_release_serials(ctx->store, ctx->name, hexes, pl->n, &err) != 0)
 			log_kv(LOG_WARN, "ca.serials_not_released", "ca", ctx->name, "why", err.detail, NULL);
-		for (size_t i = 0; i < p->n_free[len]; i++)
-			ASN1_INTEGER_free(p->free[len][i].serial);
+		for (size_t i = 0; i < pl->n; i++)
+			ASN1_INTEGER_free(pl->free[i].serial);
 	}
+	pthread_cond_destroy(&p->filled);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 	ctx->serials = NULL;

@@ -303,7 +303,7 @@ static enum MHD_Result defer(struct srv_http *h, struct MHD_Connection *c, struc
 						      const char *, const char *))
 {
 	static const struct srv_hdr retry = { MHD_HTTP_HEADER_RETRY_AFTER, "1" };
-	static const char busy[] = "server busy: too many requests waiting, retry shortly\n";
+	static const char busy[] = "server stopping or busy, retry shortly\n";
 
 	s->conn = c;
 	s->method = method;
@@ -312,11 +312,12 @@ static enum MHD_Result defer(struct srv_http *h, struct MHD_Connection *c, struc
 	s->job.run = run_deferred;
 	s->deferred = true;
 	MHD_suspend_connection(c);
-	if (srv_workpool_submit(h->pool, &s->job))
-		return MHD_YES;
-	MHD_resume_connection(c);
-	s->deferred = false;
-	return srv_send(c, s, method, url, 503, "text/plain; charset=utf-8", &retry, 1, busy, strlen(busy));
+	if (!srv_workpool_submit(h->pool, &s->job)) { /* stopping: answered like a finished job */
+		(void)srv_send(c, s, method, url, 503, "text/plain; charset=utf-8", &retry, 1, busy, strlen(busy));
+		s->answered = true;
+		MHD_resume_connection(c);
+	}
+	return MHD_YES;
 }
 
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -476,12 +477,14 @@ void srv_http_stop(srv_http *h)
 	if (h == NULL)
 		return;
 	/* Requests on the pool finish (and resume their connections) before
-	 * the daemon stops: MHD must not be stopped with one suspended. */
+	 * the daemon stops: MHD must not be stopped with one suspended. Until
+	 * then, new ones are answered 503 by the HTTP threads. */
 	srv_workpool_stop(h->pool);
 	if (h->plain != NULL)
 		MHD_stop_daemon(h->plain);
 	if (h->d != NULL)
 		MHD_stop_daemon(h->d);
+	srv_workpool_free(h->pool);
 	free(h->cert_pem);
 	if (h->key_pem != NULL) {
 		OPENSSL_cleanse(h->key_pem, strlen(h->key_pem));

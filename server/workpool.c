@@ -51,6 +51,7 @@ srv_workpool *srv_workpool_start(unsigned n_threads, size_t max_queued)
 	for (; q->n_threads < n_threads; q->n_threads++)
 		if (pthread_create(&q->threads[q->n_threads], NULL, worker_main, q) != 0) {
 			srv_workpool_stop(q);
+			srv_workpool_free(q);
 			return NULL;
 		}
 	return q;
@@ -86,6 +87,14 @@ void srv_workpool_stop(srv_workpool *q)
 	pthread_mutex_unlock(&q->mu);
 	for (unsigned i = 0; i < q->n_threads; i++)
 		pthread_join(q->threads[i], NULL);
+	q->n_threads = 0;
+}
+
+void srv_workpool_free(srv_workpool *q)
+{
+	if (q == NULL)
+		return;
+	srv_workpool_stop(q);
 	pthread_cond_destroy(&q->work);
 	pthread_mutex_destroy(&q->mu);
 	free(q->threads);

@@ -18,7 +18,10 @@ struct srv_job {
 srv_workpool *srv_workpool_start(unsigned n_threads, size_t max_queued);
 /* Queue j; false when the queue is full or the pool is stopping (j not run). */
 bool srv_workpool_submit(srv_workpool *p, struct srv_job *j);
-/* Run every queued job, then join the threads and free. Safe on NULL. */
+/* Refuse new jobs, run every queued one, join the threads. Submitting
+ * stays safe (and fails) until srv_workpool_free(). Safe on NULL. */
 void srv_workpool_stop(srv_workpool *p);
+/* Stop (if not yet) and free. Safe on NULL. */
+void srv_workpool_free(srv_workpool *p);
 
 #endif
