@@ -1,5 +1,6 @@
 /* OCSP in ca-core: the delegated responder certificate (its internal profile
  * and its issuance through ca_issue), and signing BasicOCSPResponses. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,10 +121,25 @@ static ASN1_GENERALIZEDTIME *gtime(time_t t)
 	return ASN1_GENERALIZEDTIME_set(NULL, t);
 }
 
+/* Shared by the requester and the signer thread (sig_submit): whoever lets
+ * go last frees it, so a signature that comes after the deadline lands in
+ * memory nobody else reads any more. */
 struct sign_job {
+	atomic_int refs;
 	OCSP_BASICRESP *bs;
 	X509 *signer;
 };
+
+static void sign_job_unref(void *arg)
+{
+	struct sign_job *j = arg;
+
+	if (atomic_fetch_sub(&j->refs, 1) == 1) {
+		OCSP_BASICRESP_free(j->bs);
+		X509_free(j->signer);
+		free(j);
+	}
+}
 
 static int sign_with_key(EVP_PKEY *key, void *arg)
 {
@@ -143,17 +159,21 @@ static int sign_with_key(EVP_PKEY *key, void *arg)
 int ocsp_sign(X509 *signer, sig_key *key, const struct ocsp_single *s, size_t n,
 	      OCSP_REQUEST *nonce_from, unsigned char **der, size_t *len, struct ca_err *err)
 {
-	OCSP_BASICRESP *bs = OCSP_BASICRESP_new();
+	struct sign_job *job = calloc(1, sizeof(*job));
+	OCSP_BASICRESP *bs = NULL;
 	OCSP_RESPONSE *resp = NULL;
-	struct sign_job job = { .bs = bs, .signer = signer };
 	ASN1_GENERALIZEDTIME *tu = NULL, *nu = NULL, *rt = NULL;
 	unsigned char *out = NULL;
 	int l, rc = -1;
 
 	*der = NULL;
 	*len = 0;
-	if (bs == NULL)
+	if (job == NULL)
 		goto ssl;
+	atomic_init(&job->refs, 1);
+	if ((bs = job->bs = OCSP_BASICRESP_new()) == NULL || !X509_up_ref(signer))
+		goto ssl;
+	job->signer = signer;
 	for (size_t i = 0; i < n; i++) {
 		bool revoked = s[i].status == V_OCSP_CERTSTATUS_REVOKED;
 		ASN1_GENERALIZEDTIME_free(tu);
@@ -172,8 +192,10 @@ int ocsp_sign(X509 *signer, sig_key *key, const struct ocsp_single *s, size_t n,
 	/* RFC 6960 §4.4.1: the nonce of the request, copied as it came. */
 	if (nonce_from != NULL && OCSP_copy_nonce(bs, nonce_from) <= 0)
 		goto ssl;
-	/* Through the signer: a token session re-opened meanwhile is used. */
-	if (sig_with_privkey(key, sign_with_key, &job, err) != 0) {
+	/* On a signer thread, with its deadline: a stalled token answers
+	 * tryLater instead of holding the request. */
+	atomic_fetch_add(&job->refs, 1);
+	if (sig_submit(key, sign_with_key, job, sign_job_unref, err) != 0) {
 		if (err->code == CA_OK)
 			ca_err_ssl(err, CA_E_SIGNER, "cannot sign the OCSP response");
 		goto out;
@@ -194,6 +216,7 @@ out:
 	ASN1_GENERALIZEDTIME_free(nu);
 	ASN1_GENERALIZEDTIME_free(rt);
 	OCSP_RESPONSE_free(resp);
-	OCSP_BASICRESP_free(bs);
+	if (job != NULL)
+		sign_job_unref(job);
 	return rc;
 }

@@ -20,6 +20,18 @@ int sig_with_privkey(sig_key *k, int (*fn)(EVP_PKEY *pk, void *arg), void *arg,
 	return 0;
 }
 
+int sig_submit(sig_key *k, int (*fn)(EVP_PKEY *pk, void *obj), void *obj, void (*obj_free)(void *obj),
+	       struct ca_err *err)
+{
+	int rc;
+
+	if (k->ops->submit != NULL)
+		return k->ops->submit(k, fn, obj, obj_free, err);
+	rc = sig_with_privkey(k, fn, obj, err);
+	obj_free(obj);
+	return rc;
+}
+
 EVP_PKEY *sig_pubkey(sig_key *k)
 {
 	return k->ops->pubkey(k);

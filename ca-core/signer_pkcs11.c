@@ -743,6 +743,12 @@ static int p11_sign(sig_key *k, X509 *x, struct ca_err *err)
 	return p11_submit((struct p11_key *)k, x509_sign_cb, x, x509_free_cb, err);
 }
 
+static int p11_submit_op(sig_key *k, int (*fn)(EVP_PKEY *, void *), void *obj, void (*obj_free)(void *),
+			 struct ca_err *err)
+{
+	return p11_submit((struct p11_key *)k, fn, obj, obj_free, err);
+}
+
 /* On the calling thread, under the module lock: no deadline, but the key
  * cannot be re-opened (freed) while fn uses it. */
 static int p11_with_privkey(sig_key *k, int (*fn)(EVP_PKEY *, void *), void *arg,
@@ -807,8 +813,8 @@ static void p11_close(sig_key *k)
 }
 
 static const struct sig_ops p11_ops = {
-	.name = "pkcs11", .sign_x509 = p11_sign, .with_privkey = p11_with_privkey, .pubkey = p11_pub,
-	.privkey = p11_priv, .close = p11_close,
+	.name = "pkcs11", .sign_x509 = p11_sign, .with_privkey = p11_with_privkey, .submit = p11_submit_op,
+	.pubkey = p11_pub, .privkey = p11_priv, .close = p11_close,
 };
 
 /* A software copy of the token's public key: it stays valid across re-opens

@@ -295,12 +295,12 @@ static void run_deferred(struct srv_job *j)
 	MHD_resume_connection(c);
 }
 
-/* Answer on a pool thread: the HTTP thread goes on with other connections'
- * handshakes and requests while this one waits on the HSM or the store. */
-static enum MHD_Result defer(struct srv_http *h, struct MHD_Connection *c, struct req_state *s,
-			     const char *method, const char *url,
-			     enum MHD_Result (*route)(struct MHD_Connection *, struct req_state *,
-						      const char *, const char *))
+/* The HTTP thread goes on with other connections' handshakes and requests
+ * while this one waits on the HSM or the store. */
+enum MHD_Result srv_defer(struct MHD_Connection *c, struct req_state *s, const char *method,
+			  const char *url,
+			  enum MHD_Result (*route)(struct MHD_Connection *, struct req_state *,
+						   const char *, const char *))
 {
 	static const struct srv_hdr retry = { MHD_HTTP_HEADER_RETRY_AFTER, "1" };
 	static const char busy[] = "server stopping or busy, retry shortly\n";
@@ -312,7 +312,7 @@ static enum MHD_Result defer(struct srv_http *h, struct MHD_Connection *c, struc
 	s->job.run = run_deferred;
 	s->deferred = true;
 	MHD_suspend_connection(c);
-	if (!srv_workpool_submit(h->pool, &s->job)) { /* stopping: answered like a finished job */
+	if (!srv_workpool_submit(s->pool, &s->job)) { /* stopping: answered like a finished job */
 		(void)srv_send(c, s, method, url, 503, "text/plain; charset=utf-8", &retry, 1, busy, strlen(busy));
 		s->answered = true;
 		MHD_resume_connection(c);
@@ -336,6 +336,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 		*con_cls = s;
 		s->st = atomic_load(&h->cur);
 		s->plain = l->plain;
+		s->pool = h->pool;
 		/* Refuse an announced oversized body before reading it when the
 		 * client waits for that (Expect: 100-continue) or it is huge. */
 		if (cl != NULL && strtoull(cl, NULL, 10) > s->st->cfg->max_body_bytes &&
@@ -380,9 +381,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
 	if (s->plain)
 		return srv_send_text(c, s, method, url, 404, "not found (over plain HTTP only /ocsp, /crl/ and /ca/)\n");
 	if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0)
-		return defer(h, c, s, method, url, handle_est);
+		return srv_defer(c, s, method, url, handle_est);
 	if (strncmp(url, "/api/", 5) == 0)
-		return defer(h, c, s, method, url, srv_http_api);
+		return srv_defer(c, s, method, url, srv_http_api);
 	return srv_send_text(c, s, method, url, 404, "not found\n");
 }
 
@@ -451,7 +452,7 @@ srv_http *srv_http_start(struct srv_state *st, struct ca_err *err)
 		struct sockaddr_in paddr = addr;
 		paddr.sin_port = htons((uint16_t)c->http_port);
 		h->plain = MHD_start_daemon(
-			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC,
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME,
 			0, NULL, NULL, access_handler, &h->plain_l,
 			MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&paddr,
 			MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->threads,

@@ -28,6 +28,7 @@ struct req_state {
 	const char *method, *url;
 	enum MHD_Result (*route)(struct MHD_Connection *c, struct req_state *s, const char *method,
 				 const char *url);
+	srv_workpool *pool;
 	bool deferred, answered;
 	struct MHD_Response *answer;
 	unsigned answer_status;
@@ -43,6 +44,12 @@ struct srv_hdr {
 enum MHD_Result srv_send(struct MHD_Connection *c, struct req_state *s, const char *method,
 			 const char *url, unsigned status, const char *ctype,
 			 const struct srv_hdr *hdrs, size_t n_hdrs, const void *body, size_t len);
+/* Answer with route(c, s, method, url) on a pool thread (s->deferred set
+ * there): for requests that wait on the HSM or the store. */
+enum MHD_Result srv_defer(struct MHD_Connection *c, struct req_state *s, const char *method,
+			  const char *url,
+			  enum MHD_Result (*route)(struct MHD_Connection *c, struct req_state *s,
+						   const char *method, const char *url));
 /* A text/plain answer. */
 enum MHD_Result srv_send_text(struct MHD_Connection *c, struct req_state *s, const char *method,
 			      const char *url, unsigned status, const char *text);

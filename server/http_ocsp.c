@@ -96,7 +96,14 @@ enum MHD_Result srv_http_ocsp(struct MHD_Connection *c, struct req_state *s, con
 		else
 			len = 0;
 	}
-	ocsp_respond(r, der != NULL ? der : (const unsigned char *)"", len, &a);
+	if (!der)
+		der = (const unsigned char *)"";
+	/* A cached answer right here; a store read and a signature on a pool
+	 * thread, so a slow token never holds up the HTTP threads. */
+	if (s->deferred)
+		ocsp_respond(r, der, len, &a);
+	else if (!ocsp_respond_cached(r, der, len, &a))
+		return srv_defer(c, s, method, url, srv_http_ocsp);
 	if (a.response_status != OCSP_RESPONSE_STATUS_SUCCESSFUL)
 		log_kv(a.response_status == OCSP_RESPONSE_STATUS_TRYLATER ? LOG_WARN : LOG_INFO, "ocsp.refused",
 		       "req", s->id, "status", status_text(a.response_status), "why", a.why, NULL);

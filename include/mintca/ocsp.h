@@ -138,6 +138,11 @@ void ocsp_answer_free(struct ocsp_answer *a);
  * malformed input gives malformedRequest, an issuer not served here
  * unauthorized, a store or signer failure tryLater. */
 void ocsp_respond(ocsp_responder *r, const unsigned char *req, size_t len, struct ocsp_answer *a);
+/* The part of ocsp_respond() that never waits: true with the answer when it
+ * is a cached response or a refusal; false (a empty) when the status must be
+ * read from the store and signed: then call ocsp_respond() where waiting is
+ * fine. */
+bool ocsp_respond_cached(ocsp_responder *r, const unsigned char *req, size_t len, struct ocsp_answer *a);
 
 /* The DER request of an RFC 5019 §5 GET path: path is the part after
  * "/ocsp/" with percent-escapes already decoded; base64 (the standard

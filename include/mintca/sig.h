@@ -21,6 +21,11 @@ struct sig_ops {
 	 * optional (NULL: fn(privkey(k), arg)). 0 or -1. */
 	int (*with_privkey)(sig_key *k, int (*fn)(EVP_PKEY *pk, void *arg), void *arg,
 			    struct ca_err *err);
+	/* Like sign_x509 for any fn(private key, obj): with the signing
+	 * deadline; takes one reference to obj, released with obj_free
+	 * (perhaps later, on another thread). Optional (NULL: fn runs here). */
+	int (*submit)(sig_key *k, int (*fn)(EVP_PKEY *pk, void *obj), void *obj,
+		      void (*obj_free)(void *obj), struct ca_err *err);
 	/* Public key, borrowed: valid until close. */
 	EVP_PKEY *(*pubkey)(sig_key *k);
 	/* Private key handle usable with OpenSSL sign calls (X509_sign,
@@ -73,6 +78,13 @@ int sig_sign_x509(sig_key *k, X509 *x, struct ca_err *err)
  * must answer), with the same re-open and one retry. 0 or -1. */
 int sig_with_privkey(sig_key *k, int (*fn)(EVP_PKEY *pk, void *arg), void *arg,
 		     struct ca_err *err) __attribute__((warn_unused_result));
+/* A signature a request waits for (OCSP responses): fn(pk, obj) as above,
+ * but with a PKCS#11 key on a signer thread with sig_sign_x509()'s deadline,
+ * re-open and retry. Takes over one reference to obj, released with
+ * obj_free once the token is done with it, which may be after this
+ * returned a timeout: keep a reference of your own to read obj. 0 or -1. */
+int sig_submit(sig_key *k, int (*fn)(EVP_PKEY *pk, void *obj), void *obj, void (*obj_free)(void *obj),
+	       struct ca_err *err) __attribute__((warn_unused_result));
 EVP_PKEY *sig_pubkey(sig_key *k);   /* borrowed */
 EVP_PKEY *sig_privkey(sig_key *k);  /* borrowed */
 const char *sig_backend(sig_key *k); /* "pkcs11", "file" or "memory" */

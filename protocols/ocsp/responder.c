@@ -370,8 +370,12 @@ static const char *status_name(int s)
 	return s == V_OCSP_CERTSTATUS_GOOD ? "good" : s == V_OCSP_CERTSTATUS_REVOKED ? "revoked" : "unknown";
 }
 
-void ocsp_respond(ocsp_responder *r, const unsigned char *der, size_t len, struct ocsp_answer *a)
+/* With cached_only, stops before the store and the signer: false (a empty)
+ * when the answer needs them. */
+static bool respond(ocsp_responder *r, const unsigned char *der, size_t len, struct ocsp_answer *a,
+		    bool cached_only)
 {
+	bool answered = true;
 	OCSP_REQUEST *req = NULL;
 	const unsigned char *p = der;
 	struct item items[OCSP_MAX_CERTIDS];
@@ -438,6 +442,12 @@ void ocsp_respond(ocsp_responder *r, const unsigned char *der, size_t len, struc
 			a->from_cache = true;
 			goto out;
 		}
+	}
+	if (cached_only) {
+		ocsp_answer_free(a);
+		memset(a, 0, sizeof(*a));
+		answered = false;
+		goto out;
 	}
 	/* 4. status (after the cache generation was read: see cache.c) */
 	for (int i = 0; i < n; i++) {
@@ -550,6 +560,17 @@ out:
 	OPENSSL_free(key);
 	OCSP_REQUEST_free(req);
 	ERR_clear_error();
+	return answered;
+}
+
+void ocsp_respond(ocsp_responder *r, const unsigned char *der, size_t len, struct ocsp_answer *a)
+{
+	(void)respond(r, der, len, a, false);
+}
+
+bool ocsp_respond_cached(ocsp_responder *r, const unsigned char *der, size_t len, struct ocsp_answer *a)
+{
+	return respond(r, der, len, a, true);
 }
 
 int ocsp_decode_get(const char *path, unsigned char *out, size_t cap, size_t *len)

@@ -152,16 +152,16 @@ curl -sS --max-time 60 --cacert "$CURL_CA" --resolve "localhost:$PORT:127.0.0.1"
 STALL_PID=$!
 # When the signature reached the token (under the sanitizers the request
 # takes a while to get there: Basic authentication is PBKDF2).
-stall_taken() {
+stall_taken() { # stall_taken N: the Nth stall was met
 	st_end=$(($(date +%s) + 30))
-	until [ "$(injected stall)" = 1 ]; do
+	until [ "$(injected stall)" = "$1" ]; do
 		[ "$(date +%s)" -lt "$st_end" ] || { echo "the stall was not taken within 30 s"; return 1; }
 		sleep 0.2
 	done
 	T_STALL=$(date +%s)
 }
 T_STALL=$(date +%s)
-check "a signature is stalled in the token" stall_taken
+check "a signature is stalled in the token" stall_taken 1
 sleep 1
 http /.well-known/est/cacerts
 check "while one signature is stalled: cacerts is still answered (200)" status_is 200
@@ -187,6 +187,38 @@ log_within() { # log_within SECONDS REGEX
 check "the stalled signature came back late and was discarded (signer.late_answer)" \
 	log_within 10 '"event":"signer.late_answer".*discarded'
 check "after the late answer: simpleenroll is 200" enroll_until_ok dev10 1
+
+# --- 4b. OCSP while the token stalls -------------------------------------------------
+
+# A response not in the cache is signed by the responder key on the same
+# token: on a pool thread, with the same deadline. The HTTP threads keep
+# answering meanwhile, and the relying party gets tryLater, not a hang.
+curl -sS --max-time 30 --cacert "$CURL_CA" --resolve "localhost:$PORT:127.0.0.1" \
+	-o "$W/issuing.der" "$BASE/ca/dev.crt" 2>"$W/ocsp.err"
+openssl x509 -inform DER -in "$W/issuing.der" -out "$W/issuing-ocsp.pem" 2>>"$W/ocsp.err"
+openssl ocsp -issuer "$W/issuing-ocsp.pem" -cert "$W/dev1.pem" -no_nonce -reqout "$W/ocsp.req" \
+	>/dev/null 2>>"$W/ocsp.err"
+check "an OCSP request for dev1 is made (issuer from /ca/dev.crt)" eval '[ -s "$W/ocsp.req" ] || { cat "$W/ocsp.err"; false; }'
+fault "stall 1 14"
+T_STALL=$(date +%s)
+curl -sS --max-time 60 --cacert "$CURL_CA" --resolve "localhost:$PORT:127.0.0.1" \
+	-H 'Content-Type: application/ocsp-request' --data-binary "@$W/ocsp.req" \
+	-o "$W/ocsp.resp" -w '%{http_code}' "$BASE/ocsp" >"$W/ocsp.status" 2>>"$W/ocsp.err" &
+OCSP_PID=$!
+check "the OCSP signature is stalled in the token" stall_taken 2
+http /health
+check "while the OCSP signature is stalled: /health over HTTPS is 200" status_is 200
+wait "$OCSP_PID"
+t1=$(date +%s)
+ocsp_trylater() {
+	[ "$(cat "$W/ocsp.status")" = 200 ] || { echo "HTTP $(cat "$W/ocsp.status")"; return 1; }
+	openssl ocsp -respin "$W/ocsp.resp" -resp_text -noverify 2>&1 | grep -q 'Responder Error: trylater' ||
+		{ openssl ocsp -respin "$W/ocsp.resp" -resp_text -noverify 2>&1 | head -n 3; return 1; }
+}
+check "stalled token: OCSP answers tryLater (RFC 6960 §2.3) after the deadline (took $((t1 - T_STALL)) s)" \
+	eval 'ocsp_trylater && [ $((t1 - T_STALL)) -le 13 ]'
+check "after the OCSP stall's late answer: simpleenroll is 200" \
+	eval 'log_within 10 "\"event\":\"signer.late_answer\".*\"mintca-issuing-ocsp\"" && enroll_until_ok dev11 1'
 
 # --- 5. the store -------------------------------------------------------------------------
 

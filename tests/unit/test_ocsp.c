@@ -385,6 +385,34 @@ START_TEST(respond_serves_repeat_from_cache_without_store)
 }
 END_TEST
 
+/* The HTTP threads answer from the cache only and hand the rest on. */
+START_TEST(respond_cached_answers_hits_and_refusals_never_the_store)
+{
+	unsigned char *der = NULL, junk[3] = { 0x30, 0x01, 0x00 };
+	size_t len = make_req(iss_cert, "0a11", EVP_sha1(), false, 1, &der);
+	struct ocsp_answer a, b;
+
+	ck_assert(!ocsp_respond_cached(resp, der, len, &a)); /* cold: needs the store */
+	ck_assert_ptr_null(a.der);
+	ck_assert_int_eq(store_calls, 0);
+	ocsp_respond(resp, der, len, &a);
+	ck_assert(ocsp_respond_cached(resp, der, len, &b)); /* now a hit */
+	ck_assert(b.from_cache && b.len == a.len && memcmp(a.der, b.der, a.len) == 0);
+	ck_assert_int_eq(store_calls, 1);
+	ocsp_answer_free(&a);
+	ocsp_answer_free(&b);
+	ck_assert(ocsp_respond_cached(resp, junk, sizeof(junk), &a)); /* refused at once */
+	ck_assert_int_eq(a.response_status, OCSP_RESPONSE_STATUS_MALFORMEDREQUEST);
+	ocsp_answer_free(&a);
+	OPENSSL_free(der);
+	der = NULL;
+	len = make_req(iss_cert, "0a11", EVP_sha1(), true, 1, &der); /* a nonce is signed fresh */
+	ck_assert(!ocsp_respond_cached(resp, der, len, &a));
+	ck_assert_int_eq(store_calls, 1);
+	OPENSSL_free(der);
+}
+END_TEST
+
 START_TEST(respond_gives_trylater_when_store_down_on_miss)
 {
 	struct ocsp_answer a;
@@ -582,6 +610,7 @@ Suite *ocsp_suite(void)
 	tcase_add_loop_test(t, respond_refuses_malformed_requests, 0, 8);
 	tcase_add_test(t, respond_echoes_nonce_and_signs_fresh);
 	tcase_add_test(t, respond_serves_repeat_from_cache_without_store);
+	tcase_add_test(t, respond_cached_answers_hits_and_refusals_never_the_store);
 	tcase_add_test(t, respond_gives_trylater_when_store_down_on_miss);
 	tcase_add_test(t, invalidate_makes_revocation_visible_at_once);
 	tcase_add_test(t, cache_drops_put_older_than_invalidation);
