@@ -14,7 +14,6 @@
 #include "mintca/log.h"
 #include "ca_int.h"
 
-
 /* Copy the CSR's SubjectPublicKeyInfo as it is: re-encoding through an
  * EVP_PKEY costs several signatures' worth of provider round trips. */
 static int copy_spki(X509 *x, X509_REQ *csr)

@@ -1,18 +1,11 @@
-/* Certificate rows: reserve a serial, commit the issued certificate with its
- * audit row, count. */
+/* Certificate rows: commit the issued certificate with its audit row, count.
+ * (Serials are reserved by db/serials.c.) */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
 #include "db_int.h"
-
-static const struct db_stmt st_reserve = {
-	DB_S_RESERVE, "reserve_serial",
-	"INSERT INTO certificates (serial, ca, site, status) VALUES ($1, $2, $3, 'reserved') "
-	"ON CONFLICT (serial) DO NOTHING",
-	3
-};
 
 /* $4 is a JSON array of strings: no text[] literal is ever built by hand. */
 static const struct db_stmt st_commit = {
@@ -34,20 +27,11 @@ static const struct db_stmt st_audit_issue = {
 	7
 };
 
-/* Group commit (db/group.c): the statements above for many rows at once,
- * each parameter an array with one element per row (serials unique), each
- * returning the serials of the rows it affected. Same rules row by row: a
- * reservation never replaces a row; only a reserved row of that CA becomes
- * issued, and its audit row is written exactly then. */
-static const struct db_stmt st_reserve_many = {
-	DB_S_RESERVE_MANY, "reserve_serials",
-	"INSERT INTO certificates (serial, ca, site, status) "
-	"SELECT serial, ca, site, 'reserved' "
-	"FROM unnest($1::text[], $2::text[], $3::text[]) AS r (serial, ca, site) "
-	"ON CONFLICT (serial) DO NOTHING RETURNING serial",
-	3
-};
-
+/* Group commit (db/group.c): the statement above for many rows at once,
+ * each parameter an array with one element per row (serials unique),
+ * returning the serials of the rows it affected. Same rules row by row: only
+ * a reserved row of that CA becomes issued, and its audit row is written
+ * exactly then. */
 static const struct db_stmt st_commit_many = {
 	DB_S_COMMIT_MANY, "commit_certs",
 	"WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
@@ -100,36 +84,6 @@ int db_cert_profile(db_store *st, const char *ca, const char *serial_hex, char *
 	}
 	snprintf(profile, len, "%s", PQgetvalue(res, 0, 0));
 	rc = 0;
-out:
-	PQclear(res);
-	return rc;
-}
-
-int db_reserve_serial(db_store *st, const char *ca, const char *serial_hex, const char *site,
-		      struct ca_err *err)
-{
-	const char *vals[3] = { serial_hex, ca, site != NULL ? site : "main" };
-	struct db_conn *c;
-	PGresult *res = NULL;
-	int rc = -1;
-
-	if (ca == NULL || serial_hex == NULL) {
-		ca_err_set(err, CA_E_INTERNAL, "reserve_serial: no CA or serial");
-		goto out;
-	}
-	if (!st->direct) {
-		/* Shares a transaction with other threads; never retried. */
-		int r = db_group_exec(st, &st_reserve_many, vals, NULL, NULL, err);
-		if (r != -2)
-			return r < 0 ? -1 : r == 1 ? 0 : 1;
-	}
-	if ((c = db_conn_get(st, err)) == NULL)
-		goto out;
-	/* Safe to run again after a reconnect: if the lost attempt did insert,
-	 * this one reports a collision and the caller draws another serial. */
-	if ((res = db_exec(c, &st_reserve, vals, NULL, NULL, 0, 1, err)) == NULL)
-		goto out;
-	rc = strcmp(PQcmdTuples(res), "1") == 0 ? 0 : 1;
 out:
 	PQclear(res);
 	return rc;

@@ -22,7 +22,6 @@ extern const size_t db_n_migrations;
 /* Every prepared statement has an id: bit (1ull << id) in db_conn.prepared
  * says whether this session has prepared it. */
 enum db_stmt_id {
-	DB_S_RESERVE,
 	DB_S_COMMIT_UPDATE,
 	DB_S_AUDIT_ISSUE,
 	DB_S_CA_GET,
@@ -33,8 +32,7 @@ enum db_stmt_id {
 	DB_S_UNLOCK,
 	DB_S_RATE_TAKE,
 	DB_S_RATE_PRUNE,
-	DB_S_RESERVE_MANY,        /* group commit (db/group.c) */
-	DB_S_COMMIT_MANY,
+	DB_S_COMMIT_MANY,         /* group commit (db/group.c) */
 	/* revocation (db/revoke.c) */
 	DB_S_REVOKE_CHECK,
 	DB_S_REVOKE_MANY,

@@ -3,8 +3,8 @@
  *
  * One queue per store and GROUP_SESSIONS committer threads, each with its own
  * PostgreSQL session, started on first use. A caller appends its row (a
- * serial reservation or a certificate commit: both kinds share transactions)
- * and waits on its own condition variable. A committer with nothing in flight
+ * certificate commit; serials are reserved ahead, 64 at a time, by
+ * db/serials.c) and waits on its own condition variable. A committer with nothing in flight
  * takes everything queued (at most GROUP_MAX rows, no serial twice for one
  * statement) and sends, in one pipeline, each statement once for all of its
  * rows (parameter j is the array of every row's value j; the statement
@@ -16,9 +16,8 @@
  *
  * One session, not one per kind or several: on 2 cores, where PostgreSQL and
  * the signing threads share the CPU, a second session bought no certificates
- * per second (the database's CPU per row is the bound, not the WAL flush),
- * and concurrent reservations would share the CA row's FOR KEY SHARE lock of
- * the foreign key check through a MultiXact each time.
+ * per second (the database's CPU per row is the bound, not the WAL flush;
+ * measured again after reservations left the group: still no gain).
  *
  * Failures never mix callers' outcomes:
  *   - a statement fails and the session is fine (a constraint, ...): the
@@ -55,10 +54,15 @@
 #define GROUP_MAX_STMTS 4   /* statements in one batch */
 #define HASH_SLOTS 1024     /* power of two, > 2 * GROUP_MAX */
 #define GROUP_DEADLINE_MS 5000 /* one batch, once connected: prepare, send, commit */
-/* Every session setting in one string (one round trip). */
+/* Every session setting in one string (one round trip). The committer only
+ * updates rows by primary key: the generic plan made while certificates is
+ * small (a new installation) would otherwise join by a sequential scan, and
+ * keep doing so, every commit reading the whole table, until an autoanalyze
+ * replaces it. */
 #define GROUP_SESSION_SETUP \
 	"SET plan_cache_mode = force_generic_plan; SET statement_timeout = '4s'; " \
-	"SET lock_timeout = '2s'"
+	"SET lock_timeout = '2s'; SET enable_seqscan = off; SET enable_hashjoin = off; " \
+	"SET enable_mergejoin = off"
 
 #define OID_BYTEA 17
 #define OID_TEXT 25

@@ -15,7 +15,7 @@ typedef struct db_store db_store;
 db_store *db_store_open(const char *dsn, struct ca_err *err);
 /* Closes every connection the store opened. Call once no thread uses it. */
 void db_store_close(db_store *st);
-/* Group commit (the default, on): db_reserve_serial() and db_commit_cert()
+/* Group commit (the default, on): db_commit_cert()
  * calls made at the same time by different threads share one transaction
  * (one WAL flush), on committer threads with their own sessions; each call
  * still returns only once its own row is committed or has failed. Off: each
@@ -31,12 +31,6 @@ int db_migrate(db_store *st, struct ca_err *err) __attribute__((warn_unused_resu
  * first-start CA creation by several nodes). 0 or -1. */
 int db_lock(db_store *st, long key, struct ca_err *err) __attribute__((warn_unused_result));
 int db_unlock(db_store *st, long key, struct ca_err *err);
-
-/* Reserve a serial for a CA before signing: a committed row in state
- * 'reserved'. Returns 0 reserved, 1 the serial already exists, -1 error. */
-int db_reserve_serial(db_store *st, const char *ca, const char *serial_hex,
-		      const char *site, struct ca_err *err)
-	__attribute__((warn_unused_result));
 
 /* Reserve n serials of a CA ahead of use, in one statement committed before
  * it returns; inserted[i] becomes 1 for each serial now reserved, 0 for one
