@@ -34,7 +34,7 @@ struct cfg {
 	/* server */
 	char *listen;
 	unsigned port;
-	unsigned threads;   /* HTTP threads (TLS, parsing); 0 in the file: one per CPU */
+	unsigned threads;   /* HTTP threads (TLS, parsing); 0 in the file: one per two CPUs */
 	unsigned workers;   /* threads answering EST and API requests (they wait on HSM and store) */
 	unsigned max_connections;
 	unsigned max_connections_per_ip; /* 0: no limit */
