@@ -298,11 +298,12 @@ it_prepare() {
 	DIR=$(mktemp -d) || setup_fail "mktemp -d failed"
 	W=$DIR/work
 	mkdir "$W" || setup_fail "cannot create $W"
-	# A free TCP port: a random one that ss does not show listening.
+	# A free TCP port: a random one below Linux's ephemeral range (32768 and
+	# up, where an outgoing connection may hold it) that no socket uses.
 	it_i=0
 	while [ $it_i -lt 50 ]; do
-		it_p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
-		if [ -z "$(ss -Hltn "sport = :$it_p")" ]; then
+		it_p=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000))
+		if [ -z "$(ss -Htan "sport = :$it_p")" ]; then
 			PORT=$it_p
 			break
 		fi
