@@ -44,7 +44,7 @@ int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41],
 /* A taken serial that nothing was signed with: back to the pool (takes
  * serial). */
 void ca_serial_unused(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER *serial, const char hex[41]);
-struct ca_serial_pool *ca_serial_pool_new(void);
+struct ca_serial_pool *ca_serial_pool_new(ca_ctx *ctx);
 /* Deletes the unused reservations from the store, frees the pool. */
 void ca_serial_pool_free(ca_ctx *ctx);
 

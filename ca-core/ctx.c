@@ -36,7 +36,7 @@ ca_ctx *ca_ctx_new(const char *name, sig_key *issuing_key, X509 *issuing_cert,
 		ca_err_set(err, CA_E_CONFIG, "CA '%s': unreadable notAfter", name);
 		return NULL;
 	}
-	if ((ctx = calloc(1, sizeof(*ctx))) == NULL || (ctx->serials = ca_serial_pool_new()) == NULL) {
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL || (ctx->serials = ca_serial_pool_new(ctx)) == NULL) {
 		free(ctx);
 		ca_err_set(err, CA_E_INTERNAL, "out of memory");
 		return NULL;

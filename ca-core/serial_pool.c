@@ -1,16 +1,20 @@
 /* Serials reserved ahead: with a store, ca_issue() takes a serial that is
  * already a committed 'reserved' row, so the reservation (step 7) costs no
  * database round trip per certificate. A pool per serial length is filled
- * POOL_FILL at a time in one statement, by the taker that finds it low,
- * while the others go on taking. A serial goes back to the pool only
+ * POOL_FILL at a time in one statement, by a filler thread of the pool when
+ * a taker finds it low; the takers go on taking, and one that finds it empty
+ * waits at most FILL_WAIT_MS (a frozen database then costs a 503, not a
+ * hung request). A serial goes back to the pool only
  * if nothing was signed with it; the ones left when the context is freed
  * are deleted again. After a crash they stay 'reserved', never counted as
  * issued, and `mintctl certs reserved` lists them, like any serial whose
  * certificate was never committed. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/asn1.h>
 #include "mintca/db.h"
 #include "mintca/log.h"
@@ -19,7 +23,8 @@
 #define POOL_FILL 64
 #define POOL_LOW 16    /* below this, the next taker refills while others go on taking */
 #define POOL_CAP (POOL_FILL + POOL_LOW)
-#define FILL_TRIES 4
+#define FILL_WAIT_MS 5000
+#define STORE_RETRY_AFTER_S 3
 #define MIN_OCTETS 9
 #define MAX_OCTETS 20
 
@@ -31,12 +36,17 @@ struct pool_serial {
 struct pool_len {
 	struct pool_serial free[POOL_CAP];
 	size_t n;
-	bool filling; /* a thread is reserving more, outside the lock */
+	bool wanted;            /* the filler is asked for (or filling) this length */
+	unsigned long fills;    /* fills done, successful or not */
+	struct ca_err fill_err; /* of the last fill, code CA_OK if it worked */
 };
 
 struct ca_serial_pool {
 	pthread_mutex_t mu;
-	pthread_cond_t filled;
+	pthread_cond_t filled, want;
+	pthread_t filler;
+	bool filler_running, stopping;
+	ca_ctx *ctx;
 	struct pool_len len[MAX_OCTETS - MIN_OCTETS + 1];
 };
 
@@ -74,34 +84,71 @@ out:
 	return rc;
 }
 
-/* Under p->mu, which it releases while the store works. */
-static int refill(ca_ctx *ctx, struct ca_serial_pool *p, struct pool_len *pl, size_t nbytes,
-		  struct ca_err *err)
+static void *filler_main(void *arg)
 {
-	struct pool_serial drawn[POOL_FILL];
-	size_t n;
-	int rc;
+	struct ca_serial_pool *p = arg;
 
-	pl->filling = true;
-	pthread_mutex_unlock(&p->mu);
-	rc = draw(ctx, nbytes, drawn, &n, err);
 	pthread_mutex_lock(&p->mu);
-	for (size_t i = 0; i < n; i++) {
-		if (pl->n < POOL_CAP)
-			pl->free[pl->n++] = drawn[i];
-		else /* given-back serials filled it: this one stays 'reserved' */
-			ASN1_INTEGER_free(drawn[i].serial);
+	for (;;) {
+		struct pool_serial drawn[POOL_FILL];
+		struct ca_err err = { 0 };
+		struct pool_len *pl = NULL;
+		size_t nbytes = 0, n;
+
+		for (size_t i = 0; i <= MAX_OCTETS - MIN_OCTETS && pl == NULL; i++)
+			if (p->len[i].wanted) {
+				pl = &p->len[i];
+				nbytes = i + MIN_OCTETS;
+			}
+		if (pl == NULL) {
+			if (p->stopping)
+				break;
+			pthread_cond_wait(&p->want, &p->mu);
+			continue;
+		}
+		/* The store works without the lock: takers go on taking. */
+		pthread_mutex_unlock(&p->mu);
+		(void)draw(p->ctx, nbytes, drawn, &n, &err);
+		pthread_mutex_lock(&p->mu);
+		for (size_t i = 0; i < n; i++) {
+			if (pl->n < POOL_CAP)
+				pl->free[pl->n++] = drawn[i];
+			else /* given-back serials filled it: this one stays 'reserved' */
+				ASN1_INTEGER_free(drawn[i].serial);
+		}
+		pl->fill_err = err;
+		pl->fills++;
+		pl->wanted = false;
+		pthread_cond_broadcast(&p->filled);
 	}
-	pl->filling = false;
-	pthread_cond_broadcast(&p->filled);
-	return rc;
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* Ask the filler for more of pl. Under p->mu. */
+static int want_more(struct ca_serial_pool *p, struct pool_len *pl, struct ca_err *err)
+{
+	if (!pl->wanted) {
+		if (!p->filler_running) {
+			if (pthread_create(&p->filler, NULL, filler_main, p) != 0) {
+				ca_err_set(err, CA_E_INTERNAL, "cannot start the serial filler thread");
+				return -1;
+			}
+			p->filler_running = true;
+		}
+		pl->wanted = true;
+		pthread_cond_signal(&p->want);
+	}
+	return 0;
 }
 
 int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41], struct ca_err *err)
 {
 	struct ca_serial_pool *p = ctx->serials;
 	struct pool_len *pl;
-	int rc = -1, failed = 0;
+	struct timespec deadline;
+	unsigned long fills;
+	int rc = -1;
 
 	if (nbytes < MIN_OCTETS || nbytes > MAX_OCTETS) {
 		ca_err_set(err, CA_E_INTERNAL, "serial length %zu outside %d-%d octets", nbytes, MIN_OCTETS,
@@ -109,24 +156,26 @@ int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41],
 		return -1;
 	}
 	pl = &p->len[nbytes - MIN_OCTETS];
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += FILL_WAIT_MS / 1000;
 	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		if (pl->n < POOL_LOW && !pl->filling) {
-			struct ca_err ferr = { 0 };
-			/* A failed refill matters only to a taker with nothing left. */
-			if (refill(ctx, p, pl, nbytes, &ferr) != 0 && pl->n == 0) {
-				*err = ferr;
-				goto out;
-			}
-			if (pl->n == 0 && ++failed == FILL_TRIES) {
-				ca_err_set(err, CA_E_INTERNAL, "no unused serial after %d tries", FILL_TRIES);
-				goto out;
-			}
-		}
+	fills = pl->fills;
+	while (pl->n < POOL_LOW) {
+		if (want_more(p, pl, err) != 0)
+			goto out;
 		if (pl->n > 0)
 			break;
-		if (pl->filling)
-			pthread_cond_wait(&p->filled, &p->mu);
+		/* Empty: a fill that ended since we came, and left none, failed. */
+		if (pl->fills != fills && pl->fill_err.code != CA_OK) {
+			*err = pl->fill_err;
+			goto out;
+		}
+		if (pthread_cond_timedwait(&p->filled, &p->mu, &deadline) == ETIMEDOUT && pl->n == 0) {
+			ca_err_set(err, CA_E_STORE, "certificate store unavailable: no serial reserved within %d ms",
+				   FILL_WAIT_MS);
+			err->retry_after = STORE_RETRY_AFTER_S;
+			goto out;
+		}
 	}
 	pl->n--;
 	*out = pl->free[pl->n].serial;
@@ -153,14 +202,20 @@ void ca_serial_unused(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER *serial, const ch
 	ASN1_INTEGER_free(serial); /* pool full: it stays 'reserved' in the store */
 }
 
-struct ca_serial_pool *ca_serial_pool_new(void)
+struct ca_serial_pool *ca_serial_pool_new(ca_ctx *ctx)
 {
 	struct ca_serial_pool *p = calloc(1, sizeof(*p));
+	pthread_condattr_t mono;
 
-	if (p != NULL) {
-		pthread_mutex_init(&p->mu, NULL);
-		pthread_cond_init(&p->filled, NULL);
-	}
+	if (p == NULL)
+		return NULL;
+	p->ctx = ctx;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_init(&mono);
+	pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->filled, &mono);
+	pthread_condattr_destroy(&mono);
+	pthread_cond_init(&p->want, NULL);
 	return p;
 }
 
@@ -170,6 +225,16 @@ void ca_serial_pool_free(ca_ctx *ctx)
 
 	if (p == NULL)
 		return;
+	/* The filler finishes what it does (a store that does not answer holds
+	 * this up: only at stop or after a reload's grace period). */
+	pthread_mutex_lock(&p->mu);
+	p->stopping = true;
+	for (size_t len = 0; len <= MAX_OCTETS - MIN_OCTETS; len++)
+		p->len[len].wanted = false;
+	pthread_cond_signal(&p->want);
+	pthread_mutex_unlock(&p->mu);
+	if (p->filler_running)
+		pthread_join(p->filler, NULL);
 	for (size_t len = 0; len <= MAX_OCTETS - MIN_OCTETS; len++) {
 		struct pool_len *pl = &p->len[len];
 		const char *hexes[POOL_CAP];
@@ -184,6 +249,7 @@ void ca_serial_pool_free(ca_ctx *ctx)
 			ASN1_INTEGER_free(pl->free[i].serial);
 	}
 	pthread_cond_destroy(&p->filled);
+	pthread_cond_destroy(&p->want);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 	ctx->serials = NULL;
