@@ -20,7 +20,8 @@
 # the measured rate, mintcad's RSS sampled every 10 s (more often for soaks
 # under 2 minutes), and whether it stayed flat: the average of the last
 # minute within 10% of the average of the second minute (for soaks under
-# 3 minutes: the last third against the second third).
+# 3 minutes: the last third against the second third). BENCH_SOAK_SECONDS=0
+# skips the soak.
 # Nothing is asserted on timing; the exit status is 0 unless the set-up fails.
 set -eu
 
@@ -126,6 +127,10 @@ echo "  (both with a full TLS handshake per request; loadgen's own handshakes us
 
 # --- soak ---------------------------------------------------------------------
 
+if [ "$SOAK" = 0 ]; then
+	echo "== EST soak: skipped (BENCH_SOAK_SECONDS=0)"
+	exit 0
+fi
 rate=$(awk -v r="$est" 'BEGIN { r = r / 2; printf "%.1f", r < 1 ? 1 : r }')
 if [ "$SOAK" -ge 120 ]; then every=10; else every=$((SOAK / 12)); fi
 [ "$every" -ge 1 ] || every=1
