@@ -70,6 +70,10 @@ int pol_san_text(const struct ca_profile_built *b, const GENERAL_NAME *g, char *
 
 /* Step 4 of ca_issue: RFC 5280 checks on the finished TBS. 0 or -1. */
 int ca_lint(const ca_ctx *ctx, X509 *x, X509_REQ *csr, struct ca_err *err);
+/* dst takes a copy of a SubjectPublicKeyInfo's algorithm and key bits, as
+ * they are: no EVP_PKEY in between (ca-core/csr.c). 0, or -1 (out of
+ * memory, or parameters of no known form). */
+int ca_pubkey_set(X509_PUBKEY *dst, const X509_ALGOR *alg, const unsigned char *bits, int len);
 
 /* Add an extension built from its OpenSSL structure. 0 or -1. */
 int ca_add_ext(X509 *x, int nid, int crit, void *value, struct ca_err *err);

@@ -18,38 +18,13 @@
  * EVP_PKEY costs several signatures' worth of provider round trips. */
 static int copy_spki(X509 *x, X509_REQ *csr)
 {
-	ASN1_OBJECT *alg;
 	const unsigned char *bits;
-	int len, ptype;
-	const void *pval;
 	X509_ALGOR *palg;
-	void *pdup = NULL;
-	unsigned char *bdup;
+	int len;
 
-	if (!X509_PUBKEY_get0_param(&alg, &bits, &len, &palg, X509_REQ_get_X509_PUBKEY(csr)))
+	if (!X509_PUBKEY_get0_param(NULL, &bits, &len, &palg, X509_REQ_get_X509_PUBKEY(csr)))
 		return -1;
-	X509_ALGOR_get0(NULL, &ptype, &pval, palg);
-	if (ptype == V_ASN1_OBJECT)
-		pdup = OBJ_dup(pval);
-	else if (ptype == V_ASN1_SEQUENCE)
-		pdup = ASN1_STRING_dup(pval);
-	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
-		return -1;
-	if ((ptype == V_ASN1_OBJECT || ptype == V_ASN1_SEQUENCE) && pdup == NULL)
-		return -1;
-	if ((bdup = OPENSSL_memdup(bits, (size_t)len)) == NULL)
-		goto fail;
-	if (!X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_dup(alg), ptype, pdup, bdup, len)) {
-		OPENSSL_free(bdup);
-		goto fail;
-	}
-	return 0;
-fail:
-	if (ptype == V_ASN1_OBJECT)
-		ASN1_OBJECT_free(pdup);
-	else
-		ASN1_STRING_free(pdup);
-	return -1;
+	return ca_pubkey_set(X509_get_X509_PUBKEY(x), palg, bits, len);
 }
 
 unsigned ca_crl_shard(const char *serial_hex, unsigned n_shards)
@@ -96,7 +71,7 @@ static int add_ee_exts(const ca_ctx *ctx, const struct ca_profile *p, X509 *x, X
 	}
 	/* By key type: digitalSignature; RSA keys may also carry keys. */
 	if (bits == 0)
-		bits = 1u | (EVP_PKEY_get_base_id(X509_REQ_get0_pubkey(csr)) == EVP_PKEY_RSA ? 1u << 2 : 0);
+		bits = 1u | (ca_csr_key_type(csr) == EVP_PKEY_RSA ? 1u << 2 : 0);
 	for (int i = 0; i < 9; i++)
 		if ((bits & (1u << i)) && !ASN1_BIT_STRING_set_bit(ku, i, 1))
 			goto oom;

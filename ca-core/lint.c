@@ -8,7 +8,7 @@
 static int lint_key_usage(X509 *x, X509_REQ *csr, struct ca_err *err)
 {
 	ASN1_BIT_STRING *ku = X509_get_ext_d2i(x, NID_key_usage, NULL, NULL);
-	int type = EVP_PKEY_get_base_id(X509_REQ_get0_pubkey(csr)), rc = -1;
+	int type = ca_csr_key_type(csr), rc = -1;
 	static const struct { int bit; const char *name; } encipher[] = {
 		{ 2, "keyEncipherment" }, { 3, "dataEncipherment" },
 	};

@@ -234,6 +234,14 @@ void ca_issue_res_free(struct ca_issue_res *res);
  * returned request with X509_REQ_free(). NULL on error. */
 X509_REQ *ca_csr_decode(const unsigned char *der, size_t len, struct ca_err *err);
 int ca_csr_check_key(X509_REQ *req, const struct ca_profile *p, struct ca_err *err);
+/* A request from ca_csr_decode() keeps its key undecoded (decoding costs
+ * more than the signature check: ca-core/csr.c), so X509_REQ_get0_pubkey()
+ * is NULL on it. Its key type, from the SubjectPublicKeyInfo's algorithm:
+ * EVP_PKEY_EC, EVP_PKEY_RSA, EVP_PKEY_ED25519, another NID, or NID_undef. */
+int ca_csr_key_type(X509_REQ *req);
+/* The request's key decoded by OpenSSL (the slow path). Caller frees with
+ * EVP_PKEY_free(). NULL if it cannot be decoded. */
+EVP_PKEY *ca_csr_pubkey(X509_REQ *req);
 
 /* Serial numbers: 16 random octets with the top bit cleared (positive,
  * 127 bits from the CSPRNG). Writes lower-case hex into hex[41]. */

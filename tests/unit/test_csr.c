@@ -8,6 +8,7 @@
 #include <string.h>
 #include <check.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include "mintca/ca.h"
@@ -184,9 +185,16 @@ START_TEST(csr_accepts_key_the_profile_allows)
 	struct ca_profile p = profile(row->key_types, row->rsa_min, row->rsa_max);
 	struct ca_err err = { 0 };
 	X509_REQ *req = ca_csr_decode(csr[row->key], csr_len[row->key], &err);
+	EVP_PKEY *got;
 
 	ck_assert_msg(req != NULL, "%s: decode failed: %s", key_spec[row->key].what, err.detail);
-	ck_assert_int_eq(EVP_PKEY_eq(X509_REQ_get0_pubkey(req), keys[row->key]), 1);
+	/* the key is kept undecoded, and decodes to the one that signed */
+	ck_assert(X509_REQ_get0_pubkey(req) == NULL);
+	ERR_clear_error();
+	ck_assert((got = ca_csr_pubkey(req)) != NULL);
+	ck_assert_int_eq(EVP_PKEY_eq(got, keys[row->key]), 1);
+	ck_assert_int_eq(ca_csr_key_type(req), EVP_PKEY_get_base_id(keys[row->key]));
+	EVP_PKEY_free(got);
 	ck_assert_msg(ca_csr_check_key(req, &p, &err) == 0, "%s refused by profile allowing %s: %s",
 		      key_spec[row->key].what, row->profile_what, err.detail);
 	ck_assert_int_eq(err.code, CA_OK);
@@ -219,6 +227,7 @@ enum bad_kind {
 	B_NULL, B_NULL_WITH_LENGTH, B_EMPTY, B_ONE_BYTE, B_GARBAGE, B_TRAILING_BYTE,
 	B_TRUNCATED_BY_ONE, B_TRUNCATED_HALF, B_FLIPPED_SIG_P256, B_FLIPPED_SIG_RSA,
 	B_FLIPPED_SIG_ED25519, B_FLIPPED_SUBJECT, B_OVER_64K_VALID, B_ONE_MIB,
+	B_P256_OFF_CURVE, B_P384_OFF_CURVE, B_ED25519_KEY_CHANGED,
 };
 
 static const struct bad_row {
@@ -240,6 +249,10 @@ static const struct bad_row {
 	{ B_FLIPPED_SUBJECT, "request with a subject byte changed after signing", CA_E_BAD_SIGNATURE },
 	{ B_OVER_64K_VALID, "a valid request of 64 KiB + 1 byte", CA_E_BAD_CSR },
 	{ B_ONE_MIB, "1 MiB of zeros", CA_E_BAD_CSR },
+	/* the key is imported from its raw point or bytes (ca-core/csr.c) */
+	{ B_P256_OFF_CURVE, "EC P-256 request whose point is moved off the curve", CA_E_BAD_CSR },
+	{ B_P384_OFF_CURVE, "EC P-384 request whose point is moved off the curve", CA_E_BAD_CSR },
+	{ B_ED25519_KEY_CHANGED, "Ed25519 request with a key byte changed", CA_E_BAD_SIGNATURE },
 };
 
 /* The input for a row, malloc'd (or NULL for the NULL rows). */
@@ -281,6 +294,28 @@ static unsigned char *bad_input(enum bad_kind kind, size_t *len)
 		b = malloc(*len);
 		memcpy(b, csr[K_P256], *len);
 		return b;
+	case B_P256_OFF_CURVE:
+	case B_P384_OFF_CURVE:
+	case B_ED25519_KEY_CHANGED: {
+		/* The key BIT STRING: tag, length, no unused bits, then the
+		 * uncompressed point (04 x y) or the 32 Ed25519 bytes. */
+		static const unsigned char p256[] = { 0x03, 0x42, 0x00, 0x04 },
+					   p384[] = { 0x03, 0x62, 0x00, 0x04 },
+					   ed[] = { 0x03, 0x21, 0x00 };
+		const unsigned char *pat = kind == B_P256_OFF_CURVE ? p256 : kind == B_P384_OFF_CURVE ? p384 : ed;
+		size_t pat_len = kind == B_ED25519_KEY_CHANGED ? sizeof(ed) : sizeof(p256);
+		enum key_id k = kind == B_P256_OFF_CURVE ? K_P256 : kind == B_P384_OFF_CURVE ? K_P384 : K_ED25519;
+
+		*len = csr_len[k];
+		b = malloc(*len);
+		memcpy(b, csr[k], *len);
+		hit = memmem(b, *len, pat, pat_len);
+		ck_assert(hit != NULL);
+		/* the last content byte (the end of y; a changed y is no longer
+		 * on the curve), or the first Ed25519 key byte */
+		hit[kind == B_ED25519_KEY_CHANGED ? pat_len : 2 + (size_t)hit[1] - 1] ^= 0x01;
+		return b;
+	}
 	case B_FLIPPED_SIG_P256:
 	case B_FLIPPED_SIG_RSA:
 	case B_FLIPPED_SIG_ED25519:
