@@ -94,13 +94,15 @@ sleep $((RESUME_S + 5))
 # The postmaster first (then it starts no new process), then every process
 # it started, by process id.
 PG_PID=$(head -n 1 "$MINTCA_PG_CLUSTER/postmaster.pid" 2>/dev/null)
-T_FREEZE=$(now_ms)
 if [ -n "$PG_PID" ]; then
 	FROZEN=$PG_PID
 	kill -STOP "$PG_PID"
 	FROZEN="$PG_PID $(ps -o pid= --ppid "$PG_PID" | tr '\n' ' ')"
 	kill -STOP $FROZEN
 fi
+# Once every process is stopped: a request started while the sessions were
+# still running may rightly succeed (an enrollment takes ~10 ms).
+T_FREEZE=$(now_ms)
 sleep $FREEZE_S
 T_THAW=$(now_ms)
 pg_thaw
