@@ -66,10 +66,10 @@ $(BUILD)/mintctl: $(MINTCTL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libmintca.a
 $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libmintca.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check)
 
-$(BUILD)/bench_issue: $(BUILD)/tests/bench/bench_issue.o $(BUILD)/libmintca.a
+$(BUILD)/bench_issue: $(BUILD)/tests/bench/bench_issue.o $(BUILD)/tests/bench/cpu.o $(BUILD)/libmintca.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench_crl: $(BUILD)/tests/bench/bench_crl.o $(BUILD)/libmintca.a
+$(BUILD)/bench_crl: $(BUILD)/tests/bench/bench_crl.o $(BUILD)/tests/bench/cpu.o $(BUILD)/libmintca.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # tests/bench's HTTP(S) load generator and the OCSP benchmark's data generator.

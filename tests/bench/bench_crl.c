@@ -30,7 +30,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/resource.h>
 #include <libpq-fe.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -43,6 +42,7 @@
 #include "mintca/db.h"
 #include "mintca/secret.h"
 #include "mintca/sig.h"
+#include "cpu.h"
 
 #define DAY 86400
 #define COPY_CHUNK (1 << 20)
@@ -297,46 +297,6 @@ static double build_only(ca_ctx *ca, const struct row *rows, long n, time_t now,
 	return now_s() - t0;
 }
 
-/* CPU seconds used so far by this process, and by the PostgreSQL backends
- * of the store's sessions (application_name "mintcad"; the cluster is ours
- * alone), read from /proc: on a shared machine the wall-clock figures
- * include waiting for other processes, these do not. */
-static double self_cpu(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static double pg_cpu(PGconn *pg)
-{
-	PGresult *res = PQexec(pg, "SELECT pid FROM pg_stat_activity WHERE application_name = 'mintcad' "
-				   "AND datname = current_database()");
-	long hz = sysconf(_SC_CLK_TCK);
-	double sum = 0;
-
-	for (int i = 0; PQresultStatus(res) == PGRES_TUPLES_OK && i < PQntuples(res); i++) {
-		char path[64], buf[1024], *p;
-		unsigned long ut, st;
-		FILE *f;
-		size_t n;
-		snprintf(path, sizeof(path), "/proc/%s/stat", PQgetvalue(res, i, 0));
-		if ((f = fopen(path, "r")) == NULL)
-			continue;
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		/* fields after the command name: state is field 3, utime 14, stime 15 */
-		if ((p = strrchr(buf, ')')) != NULL &&
-		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-			sum += (double)(ut + st) / (double)hz;
-	}
-	PQclear(res);
-	return sum;
-}
-
 static void print_result(const char *name, const struct crl_result *r, double cpu_self, double cpu_pg)
 {
 	printf("%-26s %8zu entries %9zu bytes  total %6.3f s  (lock %.3f  read+encode %.3f  "
@@ -450,18 +410,18 @@ int main(int argc, char **argv)
 			die("ca_ctx_new", err.detail);
 		load_rows(pg, name, rows, n, now);
 
-		c0 = self_cpu();
-		p0 = pg_cpu(pg);
+		c0 = bench_self_cpu();
+		p0 = bench_pg_cpu(pg, 1);
 		if (crl_publish(ca, &cfg, &scope, 0, &r1, &err) != 0 || !r1.published)
 			die("crl_publish", err.detail);
-		c1 = self_cpu();
-		p1 = pg_cpu(pg);
+		c1 = bench_self_cpu();
+		p1 = bench_pg_cpu(pg, 1);
 		if (crl_publish(ca, &cfg, &scope, 0, &r2, &err) != 0 || !r2.published)
 			die("crl_publish", err.detail);
 		snprintf(label, sizeof(label), "crl_publish_%ld", n);
 		print_result(label, &r1, c1 - c0, p1 - p0);
 		snprintf(label, sizeof(label), "crl_publish_%ld_again", n);
-		print_result(label, &r2, self_cpu() - c1, pg_cpu(pg) - p1);
+		print_result(label, &r2, bench_self_cpu() - c1, bench_pg_cpu(pg, 1) - p1);
 		check_stored(st, name, &r2, ca_issuing_cert(ca), n);
 		t_build = build_only(ca, rows, n, now, &olen);
 		snprintf(label, sizeof(label), "crl_build_%ld", n);

@@ -25,7 +25,9 @@
  *                         ca_issue; the ratio to twice ca_issue_mem_p256 (one
  *                         core each on a 2-core machine), goal >= 50%.
  * One line per figure: name  N  seconds  per_second; then the ratios of
- * ca_issue to the floor. Times are CLOCK_MONOTONIC. */
+ * ca_issue to the floor. Times are CLOCK_MONOTONIC. The threaded figures
+ * also say the CPU time per certificate, ours and (with the store) the
+ * PostgreSQL cluster's, and how many cores were busy. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -41,6 +43,7 @@
 #include "mintca/db.h"
 #include "mintca/secret.h"
 #include "mintca/sig.h"
+#include "cpu.h"
 
 #define DEFAULT_N 2000
 #define WARMUP 50
@@ -271,13 +274,18 @@ static double bench_store(const char *dsn, int threads, long n, double t_mem)
 	pthread_t *th;
 	pthread_barrier_t start;
 	db_store *store = NULL;
+	PGconn *pg = NULL;
 	EVP_PKEY *pk;
 	ca_ctx *ctx;
 	long done = 0;
+	double cpu0, pg0 = 0;
 
 	if (dsn != NULL &&
 	    ((store = db_store_open(dsn, &err)) == NULL || db_migrate(store, &err) != 0))
 		die("store", &err);
+	/* A session of its own to read the cluster's CPU time with. */
+	if (dsn != NULL && PQstatus(pg = PQconnectdb(dsn)) != CONNECTION_OK)
+		die("cannot connect to PostgreSQL for the CPU figures", NULL);
 	if ((pk = EVP_EC_gen("P-256")) == NULL)
 		die("cannot make the CA key", NULL);
 	snprintf(name, sizeof(name), "bench-store-%ld-%ld", (long)time(NULL), (long)getpid());
@@ -317,17 +325,30 @@ static double bench_store(const char *dsn, int threads, long n, double t_mem)
 		if (pthread_create(&th[t], NULL, store_worker, &w[t]) != 0)
 			die("pthread_create", NULL);
 	}
+	cpu0 = bench_self_cpu();
+	if (pg != NULL)
+		pg0 = bench_pg_cpu(pg, 0);
 	pthread_barrier_wait(&start);
 	t0 = now_s();
 	for (int t = 0; t < threads; t++)
 		pthread_join(th[t], NULL);
 	secs = now_s() - t0;
+	cpu0 = bench_self_cpu() - cpu0;
+	if (pg != NULL)
+		pg0 = bench_pg_cpu(pg, 0) - pg0;
 
 	snprintf(figure, sizeof(figure), "ca_issue_%s_%dthreads", store ? "store" : "mem", threads);
 	print_figure(figure, n, secs);
 	qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
 	printf("latency  %s  p50 %.3f ms  p99 %.3f ms\n", figure, lat[n / 2] * 1e3,
 	       lat[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] * 1e3);
+	/* Where the cores went: fewer busy than there are means that the
+	 * requesters waited (on commits) with a core idle. */
+	printf("cpu  %s  ours %.3f ms per certificate%s", figure, cpu0 * 1e3 / (double)n,
+	       pg != NULL ? "" : "\n");
+	if (pg != NULL)
+		printf(", postgres %.3f ms (every process of the cluster); cores busy %.2f of %ld\n",
+		       pg0 * 1e3 / (double)n, (cpu0 + pg0) / secs, sysconf(_SC_NPROCESSORS_ONLN));
 	per_s = (double)n / secs;
 	goal = 2.0 * (double)n / t_mem;
 	printf("ratio  %s/(2*ca_issue_mem_p256)  %.3f\n", figure, per_s / goal);
@@ -335,6 +356,7 @@ static double bench_store(const char *dsn, int threads, long n, double t_mem)
 		printf("goal: (c) >= 50%% of 2x(b): %.1f >= %.1f per second: %s\n", per_s,
 		       goal / 2, per_s >= goal / 2 ? "met" : "NOT met");
 
+	PQfinish(pg);
 	pthread_barrier_destroy(&start);
 	for (long i = 0; i < n; i++)
 		OPENSSL_free(csrs[i]);
