@@ -150,8 +150,5 @@ void db_group_free(struct db_group *g);
  * (run the one-row statement on the caller's own session instead). */
 int db_group_exec(struct db_store *st, const struct db_stmt *s, const char *const *vals,
 		  const int *lens, const int *fmts, struct ca_err *err);
-/* Transactions and rows so far, and the largest batch (tests). */
-void db_group_stats(struct db_store *st, unsigned long *batches, unsigned long *rows,
-		    unsigned long *max_batch);
 
 #endif

@@ -22,6 +22,10 @@ void db_store_close(db_store *st);
  * call is its own transaction on the calling thread's session. Set it before
  * other threads use the store. */
 void db_store_set_group_commit(db_store *st, int on);
+/* Group commit so far: transactions, rows, and the largest batch (all 0
+ * when it is off or unused). For benchmarks and tests. */
+void db_group_stats(db_store *st, unsigned long *batches, unsigned long *rows,
+		    unsigned long *max_batch);
 
 /* Apply the migrations in db/migrations/ not yet applied, under an advisory
  * lock so several nodes may start together. 0 or -1. */

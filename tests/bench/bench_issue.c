@@ -279,6 +279,7 @@ static double bench_store(const char *dsn, int threads, long n, double t_mem)
 	ca_ctx *ctx;
 	long done = 0;
 	double cpu0, pg0 = 0;
+	unsigned long batches0 = 0, rows0 = 0, max_batch = 0;
 
 	if (dsn != NULL &&
 	    ((store = db_store_open(dsn, &err)) == NULL || db_migrate(store, &err) != 0))
@@ -328,6 +329,8 @@ static double bench_store(const char *dsn, int threads, long n, double t_mem)
 	cpu0 = bench_self_cpu();
 	if (pg != NULL)
 		pg0 = bench_pg_cpu(pg, 0);
+	if (store != NULL)
+		db_group_stats(store, &batches0, &rows0, &max_batch);
 	pthread_barrier_wait(&start);
 	t0 = now_s();
 	for (int t = 0; t < threads; t++)
@@ -336,6 +339,12 @@ static double bench_store(const char *dsn, int threads, long n, double t_mem)
 	cpu0 = bench_self_cpu() - cpu0;
 	if (pg != NULL)
 		pg0 = bench_pg_cpu(pg, 0) - pg0;
+	if (store != NULL) {
+		unsigned long b, r;
+		db_group_stats(store, &b, &r, &max_batch);
+		batches0 = b - batches0;
+		rows0 = r - rows0;
+	}
 
 	snprintf(figure, sizeof(figure), "ca_issue_%s_%dthreads", store ? "store" : "mem", threads);
 	print_figure(figure, n, secs);
@@ -349,6 +358,10 @@ static double bench_store(const char *dsn, int threads, long n, double t_mem)
 	if (pg != NULL)
 		printf(", postgres %.3f ms (every process of the cluster); cores busy %.2f of %ld\n",
 		       pg0 * 1e3 / (double)n, (cpu0 + pg0) / secs, sysconf(_SC_NPROCESSORS_ONLN));
+	if (store != NULL && batches0 > 0)
+		printf("commits  %s  %lu transactions for %lu certificates: %.1f per transaction "
+		       "(largest so far %lu), %.3f ms apart\n", figure, batches0, rows0,
+		       (double)rows0 / (double)batches0, max_batch, secs * 1e3 / (double)batches0);
 	per_s = (double)n / secs;
 	goal = 2.0 * (double)n / t_mem;
 	printf("ratio  %s/(2*ca_issue_mem_p256)  %.3f\n", figure, per_s / goal);
