@@ -304,6 +304,10 @@ enum MHD_Result srv_defer(struct MHD_Connection *c, struct req_state *s, const c
 {
 	static const struct srv_hdr retry = { MHD_HTTP_HEADER_RETRY_AFTER, "1" };
 	static const char busy[] = "server stopping or busy, retry shortly\n";
+	/* the operator API refuses with RFC 9457 problem documents */
+	static const char busy_api[] = "{\"type\":\"about:blank\",\"title\":\"server stopping or busy\","
+				       "\"status\":503,\"detail\":\"retry shortly\"}";
+	bool api = strncmp(url, "/api/", 5) == 0;
 
 	s->conn = c;
 	s->method = method;
@@ -313,7 +317,9 @@ enum MHD_Result srv_defer(struct MHD_Connection *c, struct req_state *s, const c
 	s->deferred = true;
 	MHD_suspend_connection(c);
 	if (!srv_workpool_submit(s->pool, &s->job)) { /* stopping: answered like a finished job */
-		(void)srv_send(c, s, method, url, 503, "text/plain; charset=utf-8", &retry, 1, busy, strlen(busy));
+		(void)srv_send(c, s, method, url, 503,
+			       api ? "application/problem+json" : "text/plain; charset=utf-8", &retry, 1,
+			       api ? busy_api : busy, api ? strlen(busy_api) : strlen(busy));
 		s->answered = true;
 		MHD_resume_connection(c);
 	}
