@@ -304,10 +304,6 @@ enum MHD_Result srv_defer(struct MHD_Connection *c, struct req_state *s, const c
 {
 	static const struct srv_hdr retry = { MHD_HTTP_HEADER_RETRY_AFTER, "1" };
 	static const char busy[] = "server stopping or busy, retry shortly\n";
-	/* the operator API refuses with RFC 9457 problem documents */
-	static const char busy_api[] = "{\"type\":\"about:blank\",\"title\":\"server stopping or busy\","
-				       "\"status\":503,\"detail\":\"retry shortly\"}";
-	bool api = strncmp(url, "/api/", 5) == 0;
 
 	s->conn = c;
 	s->method = method;
@@ -317,9 +313,13 @@ enum MHD_Result srv_defer(struct MHD_Connection *c, struct req_state *s, const c
 	s->deferred = true;
 	MHD_suspend_connection(c);
 	if (!srv_workpool_submit(s->pool, &s->job)) { /* stopping: answered like a finished job */
-		(void)srv_send(c, s, method, url, 503,
-			       api ? "application/problem+json" : "text/plain; charset=utf-8", &retry, 1,
-			       api ? busy_api : busy, api ? strlen(busy_api) : strlen(busy));
+		/* the operator API refuses with its own problem documents */
+		if (strncmp(url, "/api/", 5) == 0)
+			(void)srv_api_problem(c, s, method, url, 503, "server stopping or busy",
+					      "retry shortly");
+		else
+			(void)srv_send(c, s, method, url, 503, "text/plain; charset=utf-8", &retry, 1,
+				       busy, strlen(busy));
 		s->answered = true;
 		MHD_resume_connection(c);
 	}

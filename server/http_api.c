@@ -43,6 +43,12 @@ static enum MHD_Result problem(struct MHD_Connection *c, struct req_state *s, co
 				   "status", (int)status, "detail", detail));
 }
 
+enum MHD_Result srv_api_problem(struct MHD_Connection *c, struct req_state *s, const char *method,
+				const char *url, unsigned status, const char *title, const char *detail)
+{
+	return problem(c, s, method, url, status, title, detail);
+}
+
 static unsigned status_for(enum ca_code code)
 {
 	switch (code) {

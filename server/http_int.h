@@ -75,5 +75,9 @@ enum MHD_Result srv_http_ca(struct MHD_Connection *c, struct req_state *s, const
 			    const char *url);     /* /ca/<ca>.crt (server/http_ca.c) */
 enum MHD_Result srv_http_api(struct MHD_Connection *c, struct req_state *s, const char *method,
 			     const char *url);    /* /api/v1/... operator API (server/http_api.c) */
+/* An RFC 9457 problem document from the operator API (with Retry-After on
+ * a 503); detail is shown to the operator. */
+enum MHD_Result srv_api_problem(struct MHD_Connection *c, struct req_state *s, const char *method,
+				const char *url, unsigned status, const char *title, const char *detail);
 
 #endif
