@@ -39,13 +39,19 @@ struct ca_ctx {
 };
 
 /* ca-core/serial_pool.c. With a store: a serial of nbytes (9-20) octets whose
- * 'reserved' row is committed, for one certificate. 0 or -1. */
-int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41], struct ca_err *err);
+ * reservation is committed, for one certificate, and the block it is from.
+ * Then exactly one of ca_serial_unused() and ca_serial_signed(). 0 or -1. */
+struct ca_serial_block;
+int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41],
+		   struct ca_serial_block **block, struct ca_err *err);
 /* A taken serial that nothing was signed with: back to the pool (takes
  * serial). */
-void ca_serial_unused(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER *serial, const char hex[41]);
+void ca_serial_unused(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER *serial, const char hex[41],
+		      struct ca_serial_block *block);
+/* A taken serial went to the signer: never used again, whatever follows. */
+void ca_serial_signed(ca_ctx *ctx, struct ca_serial_block *block);
 struct ca_serial_pool *ca_serial_pool_new(ca_ctx *ctx);
-/* Deletes the unused reservations from the store, frees the pool. */
+/* Gives the unused serials back, settles the blocks, frees the pool. */
 void ca_serial_pool_free(ca_ctx *ctx);
 
 /* A crlDistributionPoints extension with one fullName URI per URL, or NULL

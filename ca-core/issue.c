@@ -224,6 +224,7 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 	X509_REQ *csr = NULL;
 	struct pol_decision d = { 0 };
 	ASN1_INTEGER *serial = NULL;
+	struct ca_serial_block *block = NULL;
 	X509 *x = NULL;
 	size_t nbytes = 16;
 	bool reserved = false;
@@ -248,10 +249,10 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 	if (take_rate(ctx, p, &d, req->who, err) != 0)
 		goto out;
 	nbytes = p->serial_bytes ? p->serial_bytes : 16;
-	/* 5. a serial; with a store, one whose 'reserved' row is committed
-	 * (step 7, done ahead: ca-core/serial_pool.c). The database enforces
+	/* 5. a serial; with a store, one whose reservation is committed (step
+	 * 7, done ahead: ca-core/serial_pool.c). The database enforces
 	 * uniqueness. */
-	if ((ctx->store != NULL ? ca_serial_take(ctx, nbytes, &serial, res->serial_hex, err)
+	if ((ctx->store != NULL ? ca_serial_take(ctx, nbytes, &serial, res->serial_hex, &block, err)
 				: ca_serial_new_len(ctx, nbytes, &serial, res->serial_hex, err)) != 0)
 		goto out;
 	reserved = ctx->store != NULL;
@@ -259,6 +260,8 @@ int ca_issue(ca_ctx *ctx, const struct ca_issue_req *req, struct ca_issue_res *r
 	if ((x = build_tbs(ctx, p, csr, &d, serial, err)) == NULL || ca_lint(ctx, x, csr, err) != 0)
 		goto out;
 	/* 8. sign: from here on, the serial is never used again, whatever happens */
+	if (reserved)
+		ca_serial_signed(ctx, block);
 	reserved = false;
 	if (sig_sign_x509(ctx->key, x, err) != 0)
 		goto out;
@@ -278,7 +281,7 @@ out:
 		ca_issue_res_free(res);
 	X509_free(x);
 	if (reserved) /* refused before signing: nothing was signed with it */
-		ca_serial_unused(ctx, nbytes, serial, res->serial_hex);
+		ca_serial_unused(ctx, nbytes, serial, res->serial_hex, block);
 	else
 		ASN1_INTEGER_free(serial);
 	pol_decision_free(&d);

@@ -1,14 +1,22 @@
-/* Serials reserved ahead: with a store, ca_issue() takes a serial that is
- * already a committed 'reserved' row, so the reservation (step 7) costs no
+/* Serials reserved ahead: with a store, ca_issue() takes a serial whose
+ * reservation is already committed, so the reservation (step 7) costs no
  * database round trip per certificate. A pool per serial length is filled
- * POOL_FILL at a time in one statement, by a filler thread of the pool when
- * a taker finds it low; the takers go on taking, and one that finds it empty
- * waits at most FILL_WAIT_MS (a frozen database then costs a 503, not a
- * hung request). A serial goes back to the pool only
- * if nothing was signed with it; the ones left when the context is freed
- * are deleted again. After a crash they stay 'reserved', never counted as
- * issued, and `mintctl certs reserved` lists them, like any serial whose
- * certificate was never committed. */
+ * POOL_FILL at a time, one serial_blocks row per fill, by a filler thread of
+ * the pool when a taker finds it low; the takers go on taking, and one that
+ * finds it empty waits at most FILL_WAIT_MS (a frozen database then costs a
+ * 503, not a hung request). A serial goes back to the pool only if nothing
+ * was signed with it.
+ *
+ * Blocks are settled (db_settle_serial_blocks) so that the table holds only
+ * what an operator must look at: once none of a block's serials is in the
+ * pool or in a request, and SETTLE_AFTER_S has passed (every commit under way
+ * has ended by then), the filler deletes it if each serial has its
+ * certificate; if not, it stays (a serial perhaps signed, never committed)
+ * and is no longer followed. When the context is freed the serials left in
+ * the pool are given back and every block followed is settled. After a
+ * crash the blocks stay, their serials are never counted as issued, and
+ * `mintctl certs reserved` lists them, like any serial whose certificate was
+ * never committed. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -25,12 +33,24 @@
 #define POOL_CAP (POOL_FILL + POOL_LOW)
 #define FILL_WAIT_MS 5000
 #define STORE_RETRY_AFTER_S 3
+#define SETTLE_AFTER_S 10 /* > the group commit's deadline (db/group.c) */
+#define SETTLE_MAX 256    /* blocks settled in one statement by the filler */
 #define MIN_OCTETS 9
 #define MAX_OCTETS 20
+
+/* One fill's serial_blocks row, followed until it is settled. */
+struct ca_serial_block {
+	char id[37];
+	unsigned in_pool;       /* its serials in a free list */
+	unsigned taken;         /* taken, neither signed nor given back yet */
+	time_t idle_since;      /* monotonic s when both became 0; 0: not idle */
+	struct ca_serial_block *next;
+};
 
 struct pool_serial {
 	ASN1_INTEGER *serial;
 	char hex[41];
+	struct ca_serial_block *block;
 };
 
 struct pool_len {
@@ -47,41 +67,92 @@ struct ca_serial_pool {
 	pthread_t filler;
 	bool filler_running, stopping;
 	ca_ctx *ctx;
+	struct ca_serial_block *blocks; /* followed, newest first */
 	struct pool_len len[MAX_OCTETS - MIN_OCTETS + 1];
 };
 
-/* Draw POOL_FILL serials of nbytes octets and reserve them (one statement,
- * without the pool's lock); drawn[0..*n) are the ones the store took. */
-static int draw(ca_ctx *ctx, size_t nbytes, struct pool_serial drawn[POOL_FILL], size_t *n,
-		struct ca_err *err)
+static time_t mono_s(void)
 {
-	const char *hexes[POOL_FILL];
-	unsigned char taken[POOL_FILL];
-	int rc = -1;
+	struct timespec ts;
 
-	*n = 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + 1; /* never 0 */
+}
+
+/* Under p->mu: b has nothing in the pool or in a request any more. */
+static void block_check_idle(struct ca_serial_block *b)
+{
+	if (b->in_pool == 0 && b->taken == 0 && b->idle_since == 0)
+		b->idle_since = mono_s();
+}
+
+/* Draw POOL_FILL serials of nbytes octets and reserve them as one block (one
+ * statement, without the pool's lock). NULL with err set on failure. */
+static struct ca_serial_block *draw(ca_ctx *ctx, size_t nbytes, struct pool_serial drawn[POOL_FILL],
+				    struct ca_err *err)
+{
+	struct ca_serial_block *b = calloc(1, sizeof(*b));
+	const char *hexes[POOL_FILL];
+
 	memset(drawn, 0, POOL_FILL * sizeof(*drawn));
+	if (b == NULL) {
+		ca_err_set(err, CA_E_INTERNAL, "out of memory for a serial block");
+		return NULL;
+	}
 	for (size_t i = 0; i < POOL_FILL; i++) {
 		if (ca_serial_new_len(ctx, nbytes, &drawn[i].serial, drawn[i].hex, err) != 0)
-			goto out;
+			goto fail;
+		drawn[i].block = b;
 		hexes[i] = drawn[i].hex;
 	}
-	if (db_reserve_serials(ctx->store, ctx->name, hexes, POOL_FILL, NULL, taken, err) != 0)
-		goto out;
-	for (size_t i = 0; i < POOL_FILL; i++) {
-		if (taken[i]) {
-			struct pool_serial t = drawn[*n];
-			drawn[(*n)++] = drawn[i];
-			drawn[i] = t;
-		} else {
-			log_kv(LOG_WARN, "ca.serial_collision", "ca", ctx->name, "serial", drawn[i].hex, NULL);
-		}
-	}
-	rc = 0;
-out:
-	for (size_t i = *n; i < POOL_FILL; i++)
+	if (db_reserve_serials(ctx->store, ctx->name, hexes, POOL_FILL, b->id, err) == 0)
+		return b;
+fail:
+	for (size_t i = 0; i < POOL_FILL; i++)
 		ASN1_INTEGER_free(drawn[i].serial);
-	return rc;
+	free(b);
+	return NULL;
+}
+
+/* The filler, after a fill: settle the blocks idle for SETTLE_AFTER_S. Those
+ * the store deleted, and those it kept (they hold a serial perhaps signed and
+ * never committed: an operator's matter now), are no longer followed; after
+ * a store failure they are tried again after the next fill. Under p->mu,
+ * released while the store works. */
+static void settle_idle(struct ca_serial_pool *p)
+{
+	struct ca_serial_block *cand[SETTLE_MAX], **link;
+	const char *ids[SETTLE_MAX];
+	unsigned char deleted[SETTLE_MAX];
+	struct ca_err err = { 0 };
+	time_t now = mono_s();
+	size_t n = 0;
+	int rc;
+
+	for (struct ca_serial_block *b = p->blocks; b != NULL && n < SETTLE_MAX; b = b->next)
+		if (b->idle_since != 0 && now - b->idle_since >= SETTLE_AFTER_S) {
+			cand[n] = b;
+			ids[n++] = b->id;
+		}
+	if (n == 0)
+		return;
+	/* Idle blocks stay idle: nothing takes from them or gives back to them. */
+	pthread_mutex_unlock(&p->mu);
+	rc = db_settle_serial_blocks(p->ctx->store, ids, n, NULL, 0, deleted, &err);
+	pthread_mutex_lock(&p->mu);
+	if (rc != 0) {
+		log_kv(LOG_WARN, "ca.serial_blocks_not_settled", "ca", p->ctx->name, "why", err.detail, NULL);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!deleted[i])
+			log_kv(LOG_WARN, "ca.serials_never_committed", "ca", p->ctx->name, "block", cand[i]->id,
+			       "see", "mintctl certs reserved", NULL);
+		for (link = &p->blocks; *link != cand[i]; link = &(*link)->next)
+			;
+		*link = cand[i]->next;
+		free(cand[i]);
+	}
 }
 
 static void *filler_main(void *arg)
@@ -93,7 +164,8 @@ static void *filler_main(void *arg)
 		struct pool_serial drawn[POOL_FILL];
 		struct ca_err err = { 0 };
 		struct pool_len *pl = NULL;
-		size_t nbytes = 0, n;
+		struct ca_serial_block *b;
+		size_t nbytes = 0;
 
 		for (size_t i = 0; i <= MAX_OCTETS - MIN_OCTETS && pl == NULL; i++)
 			if (p->len[i].wanted) {
@@ -108,18 +180,26 @@ static void *filler_main(void *arg)
 		}
 		/* The store works without the lock: takers go on taking. */
 		pthread_mutex_unlock(&p->mu);
-		(void)draw(p->ctx, nbytes, drawn, &n, &err);
+		b = draw(p->ctx, nbytes, drawn, &err);
 		pthread_mutex_lock(&p->mu);
-		for (size_t i = 0; i < n; i++) {
-			if (pl->n < POOL_CAP)
+		for (size_t i = 0; b != NULL && i < POOL_FILL; i++) {
+			if (pl->n < POOL_CAP) {
 				pl->free[pl->n++] = drawn[i];
-			else /* given-back serials filled it: this one stays 'reserved' */
+				b->in_pool++;
+			} else { /* given-back serials filled it: this one stays reserved */
 				ASN1_INTEGER_free(drawn[i].serial);
+			}
+		}
+		if (b != NULL) {
+			b->next = p->blocks;
+			p->blocks = b;
+			block_check_idle(b);
 		}
 		pl->fill_err = err;
 		pl->fills++;
 		pl->wanted = false;
 		pthread_cond_broadcast(&p->filled);
+		settle_idle(p);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -142,7 +222,8 @@ static int want_more(struct ca_serial_pool *p, struct pool_len *pl, struct ca_er
 	return 0;
 }
 
-int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41], struct ca_err *err)
+int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41],
+		   struct ca_serial_block **block, struct ca_err *err)
 {
 	struct ca_serial_pool *p = ctx->serials;
 	struct pool_len *pl;
@@ -180,26 +261,89 @@ int ca_serial_take(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER **out, char hex[41],
 	pl->n--;
 	*out = pl->free[pl->n].serial;
 	memcpy(hex, pl->free[pl->n].hex, 41);
+	*block = pl->free[pl->n].block;
+	(*block)->in_pool--;
+	(*block)->taken++;
 	rc = 0;
 out:
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }
 
-void ca_serial_unused(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER *serial, const char hex[41])
+void ca_serial_unused(ca_ctx *ctx, size_t nbytes, ASN1_INTEGER *serial, const char hex[41],
+		      struct ca_serial_block *block)
 {
 	struct ca_serial_pool *p = ctx->serials;
 	struct pool_len *pl = &p->len[nbytes - MIN_OCTETS];
 
 	pthread_mutex_lock(&p->mu);
+	block->taken--;
 	if (pl->n < POOL_CAP) {
 		pl->free[pl->n].serial = serial;
 		memcpy(pl->free[pl->n].hex, hex, 41);
+		pl->free[pl->n].block = block;
 		pl->n++;
+		block->in_pool++;
 		serial = NULL;
 	}
+	block_check_idle(block);
 	pthread_mutex_unlock(&p->mu);
-	ASN1_INTEGER_free(serial); /* pool full: it stays 'reserved' in the store */
+	ASN1_INTEGER_free(serial); /* pool full: it stays reserved in the store */
+}
+
+void ca_serial_signed(ca_ctx *ctx, struct ca_serial_block *block)
+{
+	struct ca_serial_pool *p = ctx->serials;
+
+	pthread_mutex_lock(&p->mu);
+	block->taken--;
+	block_check_idle(block);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* At the end: the serials left in the pool leave their blocks unused, and
+ * every block followed is settled. */
+static void settle_all(struct ca_serial_pool *p)
+{
+	size_t n_blocks = 0, n_rel = 0, i = 0;
+	const char **ids = NULL, **rel = NULL;
+	unsigned char *deleted = NULL;
+	struct ca_err err = { 0 };
+	struct ca_serial_block *b, *next;
+
+	for (b = p->blocks; b != NULL; b = b->next)
+		n_blocks++;
+	for (size_t len = 0; len <= MAX_OCTETS - MIN_OCTETS; len++)
+		n_rel += p->len[len].n;
+	if (n_blocks > 0 && p->ctx->store != NULL) {
+		ids = calloc(n_blocks, sizeof(*ids));
+		rel = calloc(n_rel + 1, sizeof(*rel));
+		deleted = calloc(n_blocks, 1);
+		if (ids == NULL || rel == NULL || deleted == NULL) {
+			ca_err_set(&err, CA_E_INTERNAL, "out of memory for %zu blocks", n_blocks);
+		} else {
+			for (b = p->blocks; b != NULL; b = b->next)
+				ids[i++] = b->id;
+			i = 0;
+			for (size_t len = 0; len <= MAX_OCTETS - MIN_OCTETS; len++)
+				for (size_t k = 0; k < p->len[len].n; k++)
+					rel[i++] = p->len[len].free[k].hex;
+			(void)db_settle_serial_blocks(p->ctx->store, ids, n_blocks, rel, n_rel, deleted, &err);
+		}
+		if (err.code != CA_OK)
+			log_kv(LOG_WARN, "ca.serials_not_released", "ca", p->ctx->name, "why", err.detail, NULL);
+	}
+	free(ids);
+	free(rel);
+	free(deleted);
+	for (size_t len = 0; len <= MAX_OCTETS - MIN_OCTETS; len++)
+		for (size_t k = 0; k < p->len[len].n; k++)
+			ASN1_INTEGER_free(p->len[len].free[k].serial);
+	for (b = p->blocks; b != NULL; b = next) {
+		next = b->next;
+		free(b);
+	}
+	p->blocks = NULL;
 }
 
 struct ca_serial_pool *ca_serial_pool_new(ca_ctx *ctx)
@@ -235,19 +379,7 @@ void ca_serial_pool_free(ca_ctx *ctx)
 	pthread_mutex_unlock(&p->mu);
 	if (p->filler_running)
 		pthread_join(p->filler, NULL);
-	for (size_t len = 0; len <= MAX_OCTETS - MIN_OCTETS; len++) {
-		struct pool_len *pl = &p->len[len];
-		const char *hexes[POOL_CAP];
-		struct ca_err err = { 0 };
-
-		for (size_t i = 0; i < pl->n; i++)
-			hexes[i] = pl->free[i].hex;
-		if (pl->n > 0 && ctx->store != NULL &&
-		    db_release_serials(ctx->store, ctx->name, hexes, pl->n, &err) != 0)
-			log_kv(LOG_WARN, "ca.serials_not_released", "ca", ctx->name, "why", err.detail, NULL);
-		for (size_t i = 0; i < pl->n; i++)
-			ASN1_INTEGER_free(pl->free[i].serial);
-	}
+	settle_all(p);
 	pthread_cond_destroy(&p->filled);
 	pthread_cond_destroy(&p->want);
 	pthread_mutex_destroy(&p->mu);

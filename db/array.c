@@ -19,7 +19,7 @@ static void put32(unsigned char **p, uint32_t v)
 
 int db_text_array(const char *const *v, size_t n, char **out, int *out_len)
 {
-	size_t total = 20 + 4 * n;
+	size_t total = n > 0 ? 20 + 4 * n : 12; /* the empty array has no dimension */
 	unsigned char *buf, *p;
 
 	for (size_t i = 0; i < n; i++) {
@@ -31,11 +31,13 @@ int db_text_array(const char *const *v, size_t n, char **out, int *out_len)
 	if ((buf = malloc(total)) == NULL)
 		return -1;
 	p = buf;
-	put32(&p, 1);                  /* dimensions */
+	put32(&p, n > 0);              /* dimensions */
 	put32(&p, 0);                  /* no NULLs */
 	put32(&p, OID_TEXT);
-	put32(&p, (uint32_t)n);        /* length */
-	put32(&p, 1);                  /* lower bound */
+	if (n > 0) {
+		put32(&p, (uint32_t)n); /* length */
+		put32(&p, 1);           /* lower bound */
+	}
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(v[i]);
 		put32(&p, (uint32_t)len);

@@ -7,15 +7,16 @@
 #include <jansson.h>
 #include "db_int.h"
 
-/* $4 is a JSON array of strings: no text[] literal is ever built by hand. */
+/* $4 is a JSON array of strings: no text[] literal is ever built by hand.
+ * The row is inserted whole, once (migration 005): a serial already used
+ * fails on the primary key, and nothing is written. */
 static const struct db_stmt st_commit = {
-	DB_S_COMMIT_UPDATE, "commit_cert",
-	"UPDATE certificates SET status = 'issued', subject = $3, "
-	"sans = ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
-	"not_before = to_timestamp($5::bigint), not_after = to_timestamp($6::bigint), "
-	"profile = $7, requester = $8, protocol = $9, der = $10, renewed_serial = $11, "
-	"crl_shard = $12::int, issued_at = now() "
-	"WHERE serial = $1 AND ca = $2 AND status = 'reserved' RETURNING site",
+	DB_S_COMMIT_INSERT, "commit_cert",
+	"INSERT INTO certificates (serial, ca, status, subject, sans, not_before, not_after, "
+	"profile, requester, protocol, der, renewed_serial, crl_shard, issued_at) "
+	"VALUES ($1, $2, 'issued', $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
+	"to_timestamp($5::bigint), to_timestamp($6::bigint), $7, $8, $9, $10, $11, $12::int, now()) "
+	"RETURNING site",
 	12
 };
 
@@ -29,24 +30,20 @@ static const struct db_stmt st_audit_issue = {
 
 /* Group commit (db/group.c): the statement above for many rows at once,
  * each parameter an array with one element per row (serials unique),
- * returning the serials of the rows it affected. Same rules row by row: only
- * a reserved row of that CA becomes issued, and its audit row is written
- * exactly then. */
+ * returning the serials of the rows it inserted, each with its audit row. */
 static const struct db_stmt st_commit_many = {
 	DB_S_COMMIT_MANY, "commit_certs",
-	"WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-	"$5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], "
-	"$12::text[]) "
+	"WITH u AS (INSERT INTO certificates (serial, ca, status, subject, sans, not_before, "
+	"not_after, profile, requester, protocol, der, renewed_serial, crl_shard, issued_at) "
+	"SELECT r.serial, r.ca, 'issued', r.subject, "
+	"ARRAY(SELECT jsonb_array_elements_text(r.sans::jsonb)), "
+	"to_timestamp(r.not_before::bigint), to_timestamp(r.not_after::bigint), r.profile, "
+	"r.requester, r.protocol, r.der, r.renewed_serial, r.crl_shard::int, now() "
+	"FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+	"$7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], $12::text[]) "
 	"AS r (serial, ca, subject, sans, not_before, not_after, profile, requester, protocol, "
-	"der, renewed_serial, crl_shard)), "
-	"u AS (UPDATE certificates c SET status = 'issued', subject = r.subject, "
-	"sans = ARRAY(SELECT jsonb_array_elements_text(r.sans::jsonb)), "
-	"not_before = to_timestamp(r.not_before::bigint), "
-	"not_after = to_timestamp(r.not_after::bigint), "
-	"profile = r.profile, requester = r.requester, protocol = r.protocol, der = r.der, "
-	"renewed_serial = r.renewed_serial, crl_shard = r.crl_shard::int, issued_at = now() "
-	"FROM r WHERE c.serial = r.serial AND c.ca = r.ca AND c.status = 'reserved' "
-	"RETURNING c.serial, c.ca, c.site, r.requester, r.protocol, r.profile, r.subject), "
+	"der, renewed_serial, crl_shard) "
+	"RETURNING serial, ca, site, requester, protocol, profile, subject), "
 	"a AS (INSERT INTO audit (action, ca, serial, actor, protocol, site, detail) "
 	"SELECT 'issue', ca, serial, requester, protocol, site, "
 	"jsonb_build_object('profile', profile, 'subject', subject) FROM u) "
@@ -133,11 +130,11 @@ static int commit_once(struct db_conn *c, const struct db_cert_row *row, const c
 	if ((res = db_exec(c, &st_commit, cv, cl, cf, 0, 0, err)) == NULL)
 		goto out;
 	if (PQntuples(res) != 1) {
-		ca_err_set(err, CA_E_INTERNAL, "commit_cert: serial %s of CA %s is not reserved",
+		ca_err_set(err, CA_E_INTERNAL, "commit_cert: serial %s of CA %s: no row inserted",
 			   row->serial_hex, row->ca);
 		goto out;
 	}
-	av[4] = PQgetvalue(res, 0, 0); /* the site that reserved it */
+	av[4] = PQgetvalue(res, 0, 0); /* this database's site */
 	if ((ares = db_exec(c, &st_audit_issue, av, NULL, NULL, 0, 0, err)) == NULL)
 		goto out;
 	*sent = 1;
@@ -202,7 +199,7 @@ int db_commit_cert(db_store *st, const struct db_cert_row *row, struct ca_err *e
 	if (!st->direct) {
 		int r = db_group_exec(st, &st_commit_many, cv, cl, cf, err);
 		if (r == 0)
-			ca_err_set(err, CA_E_INTERNAL, "commit_cert: serial %s of CA %s is not reserved",
+			ca_err_set(err, CA_E_INTERNAL, "commit_cert: serial %s of CA %s: no row inserted",
 				   row->serial_hex, row->ca);
 		if (r != -2) {
 			rc = r == 1 ? 0 : -1;

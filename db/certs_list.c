@@ -9,8 +9,8 @@
  * more than the caller's maximum, to tell whether there are more. */
 static const struct db_stmt st_reserved = {
 	DB_S_CERTS_RESERVED, "certs_reserved",
-	"SELECT serial, ca, site, extract(epoch FROM reserved_at)::bigint FROM certificates "
-	"WHERE status = 'reserved' AND reserved_at <= now() - make_interval(secs => $1::bigint) "
+	"SELECT serial, ca, site, extract(epoch FROM reserved_at)::bigint FROM reserved_serials "
+	"WHERE reserved_at <= now() - make_interval(secs => $1::bigint) "
 	"ORDER BY reserved_at, serial LIMIT $2::bigint",
 	2
 };

@@ -22,7 +22,7 @@ extern const size_t db_n_migrations;
 /* Every prepared statement has an id: bit (1ull << id) in db_conn.prepared
  * says whether this session has prepared it. */
 enum db_stmt_id {
-	DB_S_COMMIT_UPDATE,
+	DB_S_COMMIT_INSERT,
 	DB_S_AUDIT_ISSUE,
 	DB_S_CA_GET,
 	DB_S_CA_PUT,
@@ -53,7 +53,7 @@ enum db_stmt_id {
 	DB_S_CERTS_RESERVED,
 	/* serials reserved ahead (db/serials.c) */
 	DB_S_RESERVE_POOL,
-	DB_S_RELEASE_POOL,
+	DB_S_SETTLE_BLOCKS,
 	DB_S_COUNT_
 };
 _Static_assert(DB_S_COUNT_ <= 64, "db_conn.prepared has 64 bits");

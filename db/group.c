@@ -54,11 +54,11 @@
 #define GROUP_MAX_STMTS 4   /* statements in one batch */
 #define HASH_SLOTS 1024     /* power of two, > 2 * GROUP_MAX */
 #define GROUP_DEADLINE_MS 5000 /* one batch, once connected: prepare, send, commit */
-/* Every session setting in one string (one round trip). The committer only
- * updates rows by primary key: the generic plan made while certificates is
- * small (a new installation) would otherwise join by a sequential scan, and
- * keep doing so, every commit reading the whole table, until an autoanalyze
- * replaces it. */
+/* Every session setting in one string (one round trip). A group statement
+ * that joins arrays to a table must do so by primary key: the generic plan
+ * made while the table is small (a new installation) would otherwise join
+ * by a sequential scan, and keep doing so, every commit reading the whole
+ * table, until an autoanalyze replaces it. */
 #define GROUP_SESSION_SETUP \
 	"SET plan_cache_mode = force_generic_plan; SET statement_timeout = '4s'; " \
 	"SET lock_timeout = '2s'; SET enable_seqscan = off; SET enable_hashjoin = off; " \

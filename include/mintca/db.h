@@ -36,16 +36,18 @@ int db_migrate(db_store *st, struct ca_err *err) __attribute__((warn_unused_resu
 int db_lock(db_store *st, long key, struct ca_err *err) __attribute__((warn_unused_result));
 int db_unlock(db_store *st, long key, struct ca_err *err);
 
-/* Reserve n serials of a CA ahead of use, in one statement committed before
- * it returns; inserted[i] becomes 1 for each serial now reserved, 0 for one
- * that already existed. 0 or -1 (then none may be used). */
+/* Reserve n serials of a CA ahead of use: one serial_blocks row, committed
+ * before it returns; block_id gets its id (a UUID). 0 or -1 (then none may
+ * be used). */
 int db_reserve_serials(db_store *st, const char *ca, const char *const *serials, size_t n,
-		       const char *site, unsigned char *inserted, struct ca_err *err)
-	__attribute__((warn_unused_result));
-/* Delete reservations that were never used (never signed): rows of that CA
- * still 'reserved'; any other serial passed is left alone. 0 or -1. */
-int db_release_serials(db_store *st, const char *ca, const char *const *serials, size_t n,
-		       struct ca_err *err);
+		       char block_id[37], struct ca_err *err) __attribute__((warn_unused_result));
+/* Settle blocks[0..n_blocks): released[0..n_released) were never signed and
+ * leave their blocks; a block whose every serial left it or has its
+ * certificate is deleted (deleted[i] = 1). What stays of a block are serials
+ * perhaps signed and never committed. 0 or -1. */
+int db_settle_serial_blocks(db_store *st, const char *const *blocks, size_t n_blocks,
+			    const char *const *released, size_t n_released, unsigned char *deleted,
+			    struct ca_err *err);
 
 struct db_cert_row {
 	const char *serial_hex;   /* lower-case hex, no leading zeros beyond one byte */
@@ -63,8 +65,8 @@ struct db_cert_row {
 	unsigned crl_shard;       /* partitioned CRLs: its shard, 0 = none */
 };
 
-/* Turn a reserved serial into an issued certificate and write the audit row,
- * in one transaction. 0 or -1 (then nothing was written). */
+/* Insert the certificate row of a reserved serial and its audit row, in one
+ * transaction. 0 or -1 (then nothing was written). */
 int db_commit_cert(db_store *st, const struct db_cert_row *row, struct ca_err *err)
 	__attribute__((warn_unused_result));
 

@@ -3,8 +3,8 @@
 # is killed with SIGKILL at random moments (at least 3 times) and restarted;
 # the clients retry what a kill cut off. Afterwards every certificate a
 # client received is in PostgreSQL, byte for byte; no serial appears twice;
-# serials reserved but never signed stay 'reserved', are never counted as
-# issued, and `mintctl certs reserved` lists them.
+# serials reserved but never signed stay in their blocks (serial_blocks),
+# are never counted as issued, and `mintctl certs reserved` lists them.
 #
 #   MINTCA_BUILD=build|build-asan sh tests/integration/crash.sh   (make integration)
 #   CRASH_TOTAL (10000), CRASH_CLIENTS (8), CRASH_KILLS (4): for a quick run.
@@ -239,12 +239,14 @@ check "every received certificate is in PostgreSQL, byte-identical (certificates
 check "no serial appears twice in certificates" \
 	eval '[ "$(pg -c "select count(*) from (select lower(serial) from certificates group by 1 having count(*) > 1) d")" = 0 ]'
 N_ISSUED=$(pg -c "select count(*) from certificates where status = 'issued'")
-N_RESERVED=$(pg -c "select count(*) from certificates where status = 'reserved'")
+N_RESERVED=$(pg -c "select count(*) from reserved_serials")
 echo "# certificates: $N_ISSUED issued ($((N_ISSUED - N_OK)) of them committed but cut off before the client had them), $N_RESERVED reserved and never issued"
 check "every issued row is complete (DER, validity, issued_at) and has exactly one audit row" \
 	eval '[ "$(pg -c "select count(*) from certificates c where status = '"'issued'"' and (der is null or not_before is null or issued_at is null or (select count(*) from audit a where a.serial = c.serial and a.action = '"'issue'"') <> 1)")" = 0 ]'
-check "reserved rows hold nothing of a certificate and have no audit row" \
-	eval '[ "$(pg -c "select count(*) from certificates c where status = '"'reserved'"' and (der is not null or subject is not null or issued_at is not null or exists (select 1 from audit a where a.serial = c.serial))")" = 0 ]'
+check "certificates holds whole issued certificates only (a row is inserted once, at commit)" \
+	eval '[ "$(pg -c "select count(*) from certificates where status <> '"'issued'"'")" = 0 ]'
+check "reserved serials have no audit row" \
+	eval '[ "$(pg -c "select count(*) from reserved_serials r where exists (select 1 from audit a where a.serial = r.serial)")" = 0 ]'
 check "reserved serials are never counted as issued (issued rows = audit issue rows)" \
 	eval '[ "$N_ISSUED" = "$(pg -c "select count(*) from audit where action = '"'issue'"'")" ]'
 
@@ -254,7 +256,7 @@ ctl_reserved() { "$B/mintctl" certs reserved -c "$DIR/test.json" "$@"; }
 lists_reserved() {
 	ctl_reserved >"$W/ctl-reserved.txt" 2>"$W/ctl-reserved.err" || { cat "$W/ctl-reserved.err"; return 1; }
 	cut -f1 "$W/ctl-reserved.txt" | sort >"$W/ctl-serials.txt"
-	pg -c "select serial from certificates where status = 'reserved'" | sort >"$W/db-reserved.txt"
+	pg -c "select serial from reserved_serials" | sort >"$W/db-reserved.txt"
 	cmp "$W/ctl-serials.txt" "$W/db-reserved.txt" || { diff "$W/ctl-serials.txt" "$W/db-reserved.txt" | head; return 1; }
 	# SERIAL CA SITE RESERVED_AT
 	awk -F '\t' 'NF != 4 || $2 != "dev" || $3 != "main" || $4 !~ /^20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9:]+Z$/ { bad = 1; print } END { exit bad }' \
@@ -265,9 +267,9 @@ check "mintctl certs reserved --older-than 1h: none (every reservation is minute
 	eval 'ctl_reserved --older-than 1h >"$W/ctl-old.txt" && [ ! -s "$W/ctl-old.txt" ]'
 # An older reservation (as a crash days ago leaves it) and a newer one.
 OLD=f00d0000000000000000000000000001
-pg -c "insert into certificates (serial, ca, status, reserved_at) values
-	('$OLD', 'dev', 'reserved', now() - interval '3 days'),
-	('f00d0000000000000000000000000002', 'dev', 'reserved', now() - interval '36 hours')" >/dev/null
+pg -c "insert into serial_blocks (ca, reserved_at, serials) values
+	('dev', now() - interval '3 days', array['$OLD']),
+	('dev', now() - interval '36 hours', array['f00d0000000000000000000000000002'])" >/dev/null
 check "mintctl certs reserved --older-than 2d: only the 3-day-old reservation" \
 	eval 'ctl_reserved --older-than 2d >"$W/ctl-2d.txt" && [ "$(cut -f1 "$W/ctl-2d.txt")" = "$OLD" ]'
 limit_one() {

@@ -242,7 +242,7 @@ check "store: one 'issued' row per certificate handed out" issued_rows_match
 stop_server
 check "SIGTERM: mintcad exits 0 (exit status $STOP_RC)" eval '[ "$STOP_RC" = 0 ]'
 reserved_rows_match() {
-	got_reserved=$(pg -c "select count(*) from certificates where status = 'reserved'")
+	got_reserved=$(pg -c "select count(*) from reserved_serials")
 	[ "$got_reserved" = "$REFUSED" ] || { echo "$got_reserved rows reserved, $REFUSED requests refused with 503"; return 1; }
 }
 check "after the stop: exactly the refused requests' serials stay 'reserved' (unused ones given back)" reserved_rows_match

@@ -179,7 +179,7 @@ names_match() {
 # --- database ---------------------------------------------------------------
 
 pg() { sh "$REPO/deploy/embedded.sh" psql "$DIR" -XAtq "$@"; }
-# Issued certificates: reserved rows include serials reserved ahead (ca-core/serial_pool.c).
+# Issued certificates (serials reserved ahead are in serial_blocks: ca-core/serial_pool.c).
 rows() { pg -c "select count(*) from certificates where status = 'issued'"; }
 
 rows_are() {

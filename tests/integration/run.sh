@@ -457,8 +457,19 @@ check "mintctl issue --help: exit 0 and usage" helps "$B/mintctl" issue --help
 
 # --- 9. graceful shutdown and restart on the same data ------------------------
 
+RES_RUNNING=$(pg -c "select count(*) from reserved_serials")
 stop_server
 check "SIGTERM: mintcad exits 0 within 10 s" eval '[ "$STOP_RC" = 0 ] || { echo "exit: $STOP_RC"; false; }'
+# A block whose every serial has its certificate is deleted; the serials
+# reserved ahead and never used are given back.
+settled_blocks() {
+	full=$(pg -c "select count(*) from serial_blocks b where not exists (select 1 from unnest(b.serials) s where not exists (select 1 from certificates c where c.serial = s))")
+	res_now=$(pg -c "select count(*) from reserved_serials")
+	[ "$full" = 0 ] && [ "$res_now" -lt "$RES_RUNNING" ] && return 0
+	echo "blocks with every serial issued: $full; reserved serials: $RES_RUNNING while running, $res_now after the stop"
+	return 1
+}
+check "SIGTERM: serials reserved ahead are settled (used blocks deleted, unused serials given back)" settled_blocks
 check "SIGTERM: log has server.stopped" grep -q '"event":"server.stopped"' "$LOG"
 check "first run: no sanitizer report in mintcad.log" no_sanitizer_report "$LOG"
 

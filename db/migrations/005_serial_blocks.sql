@@ -1,0 +1,30 @@
+-- 005_serial_blocks: certificate rows are only ever inserted, whole.
+-- Until now a serial was reserved as a 'reserved' certificates row and its
+-- certificate written into that row by an UPDATE: every certificate cost an
+-- index insert for the reservation, a dead tuple and a second index entry per
+-- index for the update, and vacuum work on the largest table. Now the serials
+-- a process reserves ahead (ca-core/serial_pool.c, 64 at a time) are one row
+-- here, committed before any of them is signed, and a certificate row is
+-- inserted once, at commit. A block is deleted once every serial in it has
+-- its certificate (or was given back unused); what is left after a crash or
+-- a failed commit are exactly the serials that may have been signed but were
+-- never committed: the view reserved_serials lists them.
+CREATE TABLE serial_blocks (
+	id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	ca          text NOT NULL REFERENCES cas (name),
+	site        text NOT NULL DEFAULT 'main',
+	reserved_at timestamptz NOT NULL DEFAULT now(),
+	serials     text[] NOT NULL CHECK (cardinality(serials) BETWEEN 1 AND 1000)
+);
+
+-- Today's reservations move into blocks (one per CA, site and time).
+INSERT INTO serial_blocks (ca, site, reserved_at, serials)
+	SELECT ca, site, reserved_at, array_agg(serial ORDER BY serial)
+	FROM certificates WHERE status = 'reserved' GROUP BY ca, site, reserved_at;
+DELETE FROM certificates WHERE status = 'reserved';
+
+-- Serials reserved and never issued.
+CREATE VIEW reserved_serials AS
+	SELECT s.serial, b.ca, b.site, b.reserved_at
+	FROM serial_blocks b CROSS JOIN LATERAL unnest(b.serials) AS s (serial)
+	WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.serial = s.serial AND c.ca = b.ca);
