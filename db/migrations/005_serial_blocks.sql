@@ -23,6 +23,18 @@ INSERT INTO serial_blocks (ca, site, reserved_at, serials)
 	FROM certificates WHERE status = 'reserved' GROUP BY ca, site, reserved_at;
 DELETE FROM certificates WHERE status = 'reserved';
 
+-- The record of what was issued is never changed or removed (a revocation
+-- is a row of its own): certificates is append-only, like audit. Only
+-- UPDATE, DELETE and TRUNCATE fire this, so an insert costs nothing more.
+CREATE FUNCTION append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+		USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER certificates_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON certificates
+	FOR EACH STATEMENT EXECUTE FUNCTION append_only();
+
 -- Serials reserved and never issued.
 CREATE VIEW reserved_serials AS
 	SELECT s.serial, b.ca, b.site, b.reserved_at

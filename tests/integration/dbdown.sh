@@ -39,8 +39,6 @@ trap 'pg_thaw; it_cleanup' EXIT
 # --- set-up: the embedded default, as crash.sh --------------------------------
 
 it_embedded_setup
-(umask 077 && printf 'user = "factory:%s"\n' "$PASSWORD" >"$DIR/secrets/curl-factory.conf") ||
-	setup_fail "cannot write the curl config"
 i=0
 while [ $i -lt 20 ]; do
 	mkcsr "csr-$i" p256 "/O=Example Devices/CN=dbdown-$i" "DNS:dbdown-$i.example" >>"$W/setup.log" 2>&1 ||

@@ -29,21 +29,8 @@ SLOW=$B/slowtls
 
 # --- set-up: PostgreSQL, SoftHSM token, secrets, our config (as run.sh) -------
 
-MINTCTL=$B/mintctl MINTCA_PORT=$PORT sh "$REPO/deploy/embedded.sh" setup "$DIR" >"$W/setup.log" 2>&1 ||
-	setup_fail "deploy/embedded.sh setup: $(tail -n 5 "$W/setup.log")"
-. "$DIR/env"
-HASH=$(sed -n 's/.*"password_hash": *"\([^"]*\)".*/\1/p' "$DIR/mintcad.json")
-[ -n "$HASH" ] || setup_fail "no password_hash for factory in $DIR/mintcad.json"
-PASSWORD=$(cat "$DIR/secrets/est-factory.password")
-PIN=$(cat "$DIR/secrets/pkcs11.pin")
-SO_PIN=$(cat "$DIR/secrets/pkcs11.so-pin")
-[ -n "$PASSWORD" ] && [ -n "$PIN" ] && [ -n "$SO_PIN" ] || setup_fail "secrets missing in $DIR/secrets"
-(
-	umask 077
-	printf 'user = "factory:%s"\n' "$PASSWORD" >"$DIR/secrets/curl-factory.conf"
-	printf 'user = "factory:%s"\n' "not-the-password-$PORT" >"$DIR/secrets/curl-wrongpw.conf"
-	printf 'user = "nobody:%s"\n' "$PASSWORD" >"$DIR/secrets/curl-nobody.conf"
-) || setup_fail "cannot write curl config files"
+it_setup
+curl_users factory wrongpw nobody
 
 # A second free port for the plain-HTTP listener (OCSP and CRLs).
 HTTP_PORT=

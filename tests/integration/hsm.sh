@@ -19,14 +19,8 @@ case $B in /*) ;; *) B=$REPO/$B ;; esac
 it_prepare curl openssl ss softhsm2-util pkcs11-tool
 [ -f "$B/pkcs11-fault.so" ] || setup_fail "$B/pkcs11-fault.so missing: make $B/pkcs11-fault.so"
 
-MINTCTL=$B/mintctl MINTCA_PORT=$PORT sh "$REPO/deploy/embedded.sh" setup "$DIR" >"$W/setup.log" 2>&1 ||
-	setup_fail "deploy/embedded.sh setup: $(tail -n 5 "$W/setup.log")"
-. "$DIR/env"
-HASH=$(sed -n 's/.*"password_hash": *"\([^"]*\)".*/\1/p' "$DIR/mintcad.json")
-[ -n "$HASH" ] || setup_fail "no password_hash for factory in $DIR/mintcad.json"
-PASSWORD=$(cat "$DIR/secrets/est-factory.password")
-(umask 077 && printf 'user = "factory:%s"\n' "$PASSWORD" >"$DIR/secrets/curl-factory.conf") ||
-	setup_fail "cannot write the curl config file"
+it_setup
+curl_users factory
 FACTORY=$(basic factory)
 
 # The fault module sits between mintcad and SoftHSM; its control file starts empty.

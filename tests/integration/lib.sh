@@ -340,18 +340,47 @@ no_secret_in() {
 	return 0
 }
 
+# it_setup [VAR=VALUE...]: deploy/embedded.sh's set-up in DIR (PostgreSQL,
+# SoftHSM token, secrets, its config as $DIR/mintcad.json), VAR=VALUE added
+# to its environment. Sources $DIR/env; sets HASH (factory's password hash
+# in mintcad.json), PASSWORD (factory's), PIN and SO_PIN (the token's).
+it_setup() {
+	env MINTCTL="$B/mintctl" MINTCA_PORT="$PORT" "$@" sh "$REPO/deploy/embedded.sh" setup "$DIR" \
+		>"$W/setup.log" 2>&1 || setup_fail "deploy/embedded.sh setup: $(tail -n 5 "$W/setup.log")"
+	. "$DIR/env"
+	HASH=$(sed -n 's/.*"password_hash": *"\([^"]*\)".*/\1/p' "$DIR/mintcad.json")
+	PASSWORD=$(cat "$DIR/secrets/est-factory.password")
+	PIN=$(cat "$DIR/secrets/pkcs11.pin")
+	SO_PIN=$(cat "$DIR/secrets/pkcs11.so-pin")
+	[ -n "$HASH" ] && [ -n "$PASSWORD" ] && [ -n "$PIN" ] && [ -n "$SO_PIN" ] ||
+		setup_fail "password hash or secrets missing in $DIR"
+}
+
+# curl_users USER...: for each, $DIR/secrets/curl-USER.conf (0600: a password
+# is never on a command line) with USER and factory's password; "wrongpw"
+# is user factory with a wrong password. Use them with $(basic USER).
+curl_users() {
+	(
+		umask 077
+		for cu in "$@"; do
+			case $cu in
+			wrongpw) cu_line="factory:not-the-password-$PORT" ;;
+			*) cu_line="$cu:$PASSWORD" ;;
+			esac
+			printf 'user = "%s"\n' "$cu_line" >"$DIR/secrets/curl-$cu.conf" || exit 1
+		done
+	) || setup_fail "cannot write curl config files"
+}
+
 # it_embedded_setup: deploy/embedded.sh's set-up in DIR (PostgreSQL, SoftHSM
 # token, secrets) and its config as $DIR/test.json, except that the password
 # of user factory is hashed with the fewest PBKDF2 iterations mintctl allows
 # (10,000): mintcad checks it on every request, and at the default 50,000
 # (about 25 ms of CPU here) the hashing alone caps a load test at about 40
-# enrollments per second and core. Sets PASSWORD; sources $DIR/env.
+# enrollments per second and core. As it_setup, and writes curl-factory.conf.
 it_embedded_setup() {
-	MINTCTL=$B/mintctl MINTCA_PORT=$PORT sh "$REPO/deploy/embedded.sh" setup "$DIR" >"$W/setup.log" 2>&1 ||
-		setup_fail "deploy/embedded.sh setup: $(tail -n 5 "$W/setup.log")"
-	. "$DIR/env"
-	PASSWORD=$(cat "$DIR/secrets/est-factory.password")
-	[ -n "$PASSWORD" ] || setup_fail "no EST password in $DIR/secrets"
+	it_setup
+	curl_users factory
 	ies_hash=$("$B/mintctl" passwd --iterations 10000 <"$DIR/secrets/est-factory.password")
 	case $ies_hash in pbkdf2-sha256\$10000\$*) ;; *) setup_fail "mintctl passwd printed no hash" ;; esac
 	sed -e "s|\"password_hash\": *\"[^\"]*\"|\"password_hash\": \"$ies_hash\"|" \

@@ -23,28 +23,16 @@ E=/.well-known/est
 
 # --- set-up: PostgreSQL, SoftHSM token, secrets ------------------------------
 
-MINTCTL=$B/mintctl MINTCA_PORT=$PORT sh "$REPO/deploy/embedded.sh" setup "$DIR" >"$W/setup.log" 2>&1 ||
-	setup_fail "deploy/embedded.sh setup: $(tail -n 5 "$W/setup.log")"
-. "$DIR/env"
+it_setup
 # factory's password, hashed with the fewest PBKDF2 rounds mintctl allows:
 # under the sanitizers 50000 rounds take a second per request, and the rate
 # limit checks need 4 requests within 4 s.
 HASH=$("$B/mintctl" passwd --iterations 10000 <"$DIR/secrets/est-factory.password" 2>"$W/passwd.err")
 [ -n "$HASH" ] || setup_fail "mintctl passwd printed no hash: $(cat "$W/passwd.err")"
-PASSWORD=$(cat "$DIR/secrets/est-factory.password")
-PIN=$(cat "$DIR/secrets/pkcs11.pin")
-SO_PIN=$(cat "$DIR/secrets/pkcs11.so-pin")
-[ -n "$PASSWORD" ] && [ -n "$PIN" ] && [ -n "$SO_PIN" ] || setup_fail "secrets missing in $DIR/secrets"
 
 # Three Basic users share that password (and hash): factory; line1, bound
-# to CNs line1-N; limited, with its own rate limit. Credentials for curl in
-# 0600 files, never on a command line.
-(
-	umask 077
-	for u in factory line1 limited; do
-		printf 'user = "%s:%s"\n' "$u" "$PASSWORD" >"$DIR/secrets/curl-$u.conf"
-	done
-) || setup_fail "cannot write curl config files"
+# to CNs line1-N; limited, with its own rate limit.
+curl_users factory line1 limited
 FACTORY=$(basic factory)
 LINE1=$(basic line1)
 LIMITED=$(basic limited)

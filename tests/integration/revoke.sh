@@ -21,14 +21,8 @@ HPORT=$((PORT + 1))
 [ -z "$(ss -Hltn "sport = :$HPORT")" ] || setup_fail "port $HPORT is in use"
 HBASE=http://127.0.0.1:$HPORT
 
-MINTCTL=$B/mintctl MINTCA_PORT=$PORT MINTCA_HTTP_PORT=$HPORT sh "$REPO/deploy/embedded.sh" setup "$DIR" \
-	>"$W/setup.log" 2>&1 || setup_fail "deploy/embedded.sh setup: $(tail -n 5 "$W/setup.log")"
-. "$DIR/env"
-HASH=$(sed -n 's/.*"password_hash": *"\([^"]*\)".*/\1/p' "$DIR/mintcad.json")
-[ -n "$HASH" ] || setup_fail "no password_hash for factory in $DIR/mintcad.json"
-PASSWORD=$(cat "$DIR/secrets/est-factory.password")
-( umask 077; printf 'user = "factory:%s"\n' "$PASSWORD" >"$DIR/secrets/curl-factory.conf" ) ||
-	setup_fail "cannot write the curl config"
+it_setup MINTCA_HTTP_PORT="$HPORT"
+curl_users factory
 FACTORY=$(basic factory)
 
 # Operator client certificates: one from the operators' CA (an "operators"

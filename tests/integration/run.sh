@@ -17,23 +17,8 @@ it_prepare curl openssl ss softhsm2-util pkcs11-tool
 
 # --- set-up: PostgreSQL, SoftHSM token, secrets, then our own config --------
 
-MINTCTL=$B/mintctl MINTCA_PORT=$PORT sh "$REPO/deploy/embedded.sh" setup "$DIR" >"$W/setup.log" 2>&1 ||
-	setup_fail "deploy/embedded.sh setup: $(tail -n 5 "$W/setup.log")"
-. "$DIR/env"
-HASH=$(sed -n 's/.*"password_hash": *"\([^"]*\)".*/\1/p' "$DIR/mintcad.json")
-[ -n "$HASH" ] || setup_fail "no password_hash for factory in $DIR/mintcad.json"
-PASSWORD=$(cat "$DIR/secrets/est-factory.password")
-PIN=$(cat "$DIR/secrets/pkcs11.pin")
-SO_PIN=$(cat "$DIR/secrets/pkcs11.so-pin")
-[ -n "$PASSWORD" ] && [ -n "$PIN" ] && [ -n "$SO_PIN" ] || setup_fail "secrets missing in $DIR/secrets"
-
-# Basic credentials for curl, in 0600 files, never on a command line.
-(
-	umask 077
-	printf 'user = "factory:%s"\n' "$PASSWORD" >"$DIR/secrets/curl-factory.conf"
-	printf 'user = "factory:%s"\n' "not-the-password-$PORT" >"$DIR/secrets/curl-wrongpw.conf"
-	printf 'user = "nobody:%s"\n' "$PASSWORD" >"$DIR/secrets/curl-nobody.conf"
-) || setup_fail "cannot write curl config files"
+it_setup
+curl_users factory wrongpw nobody
 FACTORY=$(basic factory)
 WRONGPW=$(basic wrongpw)
 NOBODY=$(basic nobody)
@@ -206,6 +191,24 @@ for kt in p256 p384 rsa ed; do
 	check "$what: stored DER equals the returned certificate" db_der_matches "$kt"
 	check "$what: one audit row issue|basic:factory|est" audit_row_is "$kt" "issue|basic:factory|est"
 done
+# What was issued is never changed or removed, not even by the server's own
+# database user: each statement is refused and the rows stay as they were.
+append_only() {
+	ao_before=$(pg -c "select count(*), md5(string_agg(der::text, '' order by serial)) from certificates")
+	ao_audit=$(pg -c "select count(*) from audit")
+	for ao_sql in "update certificates set subject = 'CN=forged'" "delete from certificates" \
+		"truncate certificates cascade" "update audit set actor = 'nobody'" "delete from audit" \
+		"truncate audit cascade"; do
+		if pg -c "$ao_sql" >"$W/append-only.out" 2>&1 || ! grep -q "append-only" "$W/append-only.out"; then
+			echo "not refused as append-only: $ao_sql"
+			cat "$W/append-only.out"
+			return 1
+		fi
+	done
+	[ "$(pg -c "select count(*), md5(string_agg(der::text, '' order by serial)) from certificates")" = "$ao_before" ] &&
+		[ "$(pg -c "select count(*) from audit")" = "$ao_audit" ]
+}
+check "certificates and audit are append-only: UPDATE, DELETE, TRUNCATE refused, rows unchanged" append_only
 eku_client() { openssl x509 -in "$W/p256.pem" -noout -ext extendedKeyUsage | grep -q 'TLS Web Client Authentication'; }
 check "P-256: certificate has the clientAuth EKU of profile device" eku_client
 before=$(rows)
