@@ -364,6 +364,14 @@ static double bench_store(const char *dsn, int threads, long n, double t_mem)
 		       (double)rows0 / (double)batches0, max_batch, secs * 1e3 / (double)batches0);
 	per_s = (double)n / secs;
 	goal = 2.0 * (double)n / t_mem;
+	/* What this CPU per certificate allows at best, every core busy: the
+	 * ceiling that waiting on commits leaves unused, and that only less
+	 * CPU per certificate (ours or the database's) can raise. */
+	if (pg != NULL && cpu0 + pg0 > 0) {
+		double best = (double)sysconf(_SC_NPROCESSORS_ONLN) * (double)n / (cpu0 + pg0);
+		printf("ceiling  %s  %.1f per second with every core busy at this CPU per certificate "
+		       "(ratio %.3f)\n", figure, best, best / goal);
+	}
 	printf("ratio  %s/(2*ca_issue_mem_p256)  %.3f\n", figure, per_s / goal);
 	if (store != NULL)
 		printf("goal: (c) >= 50%% of 2x(b): %.1f >= %.1f per second: %s\n", per_s,
