@@ -6,9 +6,9 @@
 -- a process reserves ahead (ca-core/serial_pool.c, 64 at a time) are one row
 -- here, committed before any of them is signed, and a certificate row is
 -- inserted once, at commit. A block is deleted once every serial in it has
--- its certificate (or was given back unused); what is left after a crash or
--- a failed commit are exactly the serials that may have been signed but were
--- never committed: the view reserved_serials lists them.
+-- its certificate (or was given back unused); what stays are serials that
+-- may have been signed but were never committed, and after a crash those
+-- reserved ahead and not used yet: the view reserved_serials lists them.
 CREATE TABLE serial_blocks (
 	id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
 	ca          text NOT NULL REFERENCES cas (name),
