@@ -17,7 +17,7 @@
  *
  * A stalled token. A blocked C_Sign cannot be cancelled, so signatures are
  * made on a small pool of signer threads per module, and the caller waits
- * at most SIGN_DEADLINE_MS for its answer; after that it gets CA_E_SIGNER
+ * at most SIGN_DEADLINE_MS for its answer; after that it receives CA_E_SIGNER
  * and the stuck signature is abandoned (the signer thread discards it when
  * the token answers). Threads are started as needed, up to MAX_SIGNERS per
  * module; when all of them are stuck, callers time out too.

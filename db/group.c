@@ -24,12 +24,12 @@
  *     server rolled the transaction back; the batch is split in halves and
  *     each half runs again, down to the one row whose error it is;
  *   - no session (cannot connect): nothing was sent; every caller in the
- *     batch gets the error;
+ *     batch receives the error;
  *   - the session is lost once the batch was sent: the outcome is unknown,
- *     every caller in the batch gets an error, never a retry;
+ *     every caller in the batch receives an error, never a retry;
  *   - the server refuses for a passing reason (statement or lock timeout,
  *     serialization failure, deadlock, out of resources): rolled back, every
- *     caller in the batch gets the error, without halving.
+ *     caller in the batch receives the error, without halving.
  *
  * No caller waits long for a database that does not answer: the committer's
  * session is non-blocking, and a batch that has no answer within

@@ -37,7 +37,7 @@ int db_lock(db_store *st, long key, struct ca_err *err) __attribute__((warn_unus
 int db_unlock(db_store *st, long key, struct ca_err *err);
 
 /* Reserve n serials of a CA ahead of use: one serial_blocks row, committed
- * before it returns; block_id gets its id (a UUID). 0 or -1 (then none may
+ * before it returns; block_id receives its id (a UUID). 0 or -1 (then none may
  * be used). */
 int db_reserve_serials(db_store *st, const char *ca, const char *const *serials, size_t n,
 		       char block_id[37], struct ca_err *err) __attribute__((warn_unused_result));

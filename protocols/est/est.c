@@ -272,7 +272,7 @@ static void enroll(ca_ctx *ca, const struct ca_profile *p, const struct est_requ
 		set_text(r, 413, "request body larger than the server accepts");
 		return;
 	}
-	/* Nobody anonymous gets the CSR parsed and its signature checked. */
+	/* Nobody anonymous has the CSR parsed and its signature checked. */
 	if (req->who->kind == CA_AUTH_NONE) {
 		set_text(r, 401, "RFC 7030 §3.2.3: profile '%s' requires authentication "
 			 "(HTTP Basic or a client certificate)", p->name);

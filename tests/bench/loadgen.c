@@ -35,7 +35,7 @@
  *   successful OCSPResponse)   --label NAME (for the output)
  *
  * A server that answers HTTP/1.0 or "Connection: close" (openssl ocsp does)
- * gets a new connection for the next request; the connect is part of that
+ * makes loadgen open a new connection for the next request; the connect is part of that
  * request's latency. Answers need a Content-Length or end at close; chunked
  * answers are counted as errors (none of the servers measured sends them).
  *

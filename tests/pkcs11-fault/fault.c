@@ -17,7 +17,7 @@
  * After each injection the file is rewritten with the count left ("none" at
  * zero), so the state survives the module being unloaded and loaded again,
  * and a test can wait for a fault to be used up. A test replaces the file
- * atomically (write, then mv). MINTCA_FAULT_LOG, when set, gets one line per
+ * atomically (write, then mv). MINTCA_FAULT_LOG, when set, receives one line per
  * injection ("device_error C_SignInit"). */
 #include <dlfcn.h>
 #include <errno.h>

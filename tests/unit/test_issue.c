@@ -100,7 +100,7 @@ static void add_profiles(ca_ctx *c)
 	add_profile(c, nosan);
 }
 
-/* A context for issuing_key/issuing_cert; the context gets its own references. */
+/* A context for issuing_key/issuing_cert; the context takes its own references. */
 static ca_ctx *new_ctx(const char *name, EVP_PKEY *key, X509 *cert, X509 *root)
 {
 	struct ca_err err = { 0 };

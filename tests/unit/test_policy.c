@@ -1374,7 +1374,7 @@ static EVP_PKEY *gen_key(enum key_id k)
 	return pk;
 }
 
-/* A context for key/cert (the context gets its own references) with the
+/* A context for key/cert (the context takes its own references) with the
  * "seed" profile that issues the certificates the rows renew. */
 static ca_ctx *new_ctx(const char *name, EVP_PKEY *key, X509 *cert, X509 *root)
 {
