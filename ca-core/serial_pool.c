@@ -44,6 +44,7 @@ struct ca_serial_block {
 	unsigned in_pool;       /* its serials in a free list */
 	unsigned taken;         /* taken, neither signed nor given back yet */
 	time_t idle_since;      /* monotonic s when both became 0; 0: not idle */
+	bool settled;           /* to be dropped from the list */
 	struct ca_serial_block *next;
 };
 
@@ -148,10 +149,17 @@ static void settle_idle(struct ca_serial_pool *p)
 		if (!deleted[i])
 			log_kv(LOG_WARN, "ca.serials_never_committed", "ca", p->ctx->name, "block", cand[i]->id,
 			       "see", "mintctl certs reserved", NULL);
-		for (link = &p->blocks; *link != cand[i]; link = &(*link)->next)
-			;
-		*link = cand[i]->next;
-		free(cand[i]);
+		cand[i]->settled = true;
+	}
+	/* One pass over the list, however many were settled. */
+	for (link = &p->blocks; *link != NULL;) {
+		struct ca_serial_block *b = *link;
+		if (b->settled) {
+			*link = b->next;
+			free(b);
+		} else {
+			link = &b->next;
+		}
 	}
 }
 
