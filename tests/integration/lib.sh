@@ -372,18 +372,23 @@ curl_users() {
 	) || setup_fail "cannot write curl config files"
 }
 
-# it_embedded_setup: deploy/embedded.sh's set-up in DIR (PostgreSQL, SoftHSM
-# token, secrets) and its config as $DIR/test.json, except that the password
-# of user factory is hashed with the fewest PBKDF2 iterations mintctl allows
-# (10,000): mintcad checks it on every request, and at the default 50,000
-# (about 25 ms of CPU here) the hashing alone caps a load test at about 40
-# enrollments per second and core. As it_setup, and writes curl-factory.conf.
+# cheap_hash: HASH becomes factory's password hashed with the fewest PBKDF2
+# iterations mintctl allows (10,000): mintcad checks it on every request, and
+# at the default 50,000 (about 25 ms of CPU here, a second under the
+# sanitizers) the hashing alone caps a load test at about 40 enrollments per
+# second and core.
+cheap_hash() {
+	HASH=$("$B/mintctl" passwd --iterations 10000 <"$DIR/secrets/est-factory.password" 2>"$W/passwd.err")
+	case $HASH in pbkdf2-sha256\$10000\$*) ;; *) setup_fail "mintctl passwd printed no hash: $(cat "$W/passwd.err")" ;; esac
+}
+
+# it_embedded_setup: it_setup, curl-factory.conf, and deploy/embedded.sh's
+# config as $DIR/test.json with factory's password hashed by cheap_hash.
 it_embedded_setup() {
 	it_setup
 	curl_users factory
-	ies_hash=$("$B/mintctl" passwd --iterations 10000 <"$DIR/secrets/est-factory.password")
-	case $ies_hash in pbkdf2-sha256\$10000\$*) ;; *) setup_fail "mintctl passwd printed no hash" ;; esac
-	sed -e "s|\"password_hash\": *\"[^\"]*\"|\"password_hash\": \"$ies_hash\"|" \
+	cheap_hash
+	sed -e "s|\"password_hash\": *\"[^\"]*\"|\"password_hash\": \"$HASH\"|" \
 		"$DIR/mintcad.json" >"$DIR/test.json" &&
-		grep -qF "$ies_hash" "$DIR/test.json" || setup_fail "cannot write $DIR/test.json"
+		grep -qF "$HASH" "$DIR/test.json" || setup_fail "cannot write $DIR/test.json"
 }
